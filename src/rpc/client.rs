@@ -1,0 +1,250 @@
+//! The XML-RPC client every server-to-server call, the feeder and the tablet
+//! use: pooled keep-alive connections, a deadline on every call, a cap on
+//! response size, and faults as typed errors.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::codec::{self, EncodeError, Limits, ParseError};
+use super::fault::Fault;
+use super::http::{gunzip, read_body, BodyError};
+use super::server::SECRET_HEADER;
+use super::value::Value;
+
+/// Default for [`ClientConfig::timeout`].
+pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 5_000;
+/// Default for [`ClientConfig::connect_timeout`].
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// Default for [`ClientConfig::max_response_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 << 20;
+/// Default for [`ClientConfig::pool_idle_timeout`]; shorter than the
+/// server's idle limit, so a pooled connection is dropped here before the
+/// server closes it under a request.
+pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 10_000;
+
+/// How a client behaves.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// Deadline for a whole call: connect, send, and read the reply. Default 5 s.
+    pub timeout: Duration,
+    /// Deadline for the TCP connect alone. Default 1 s.
+    pub connect_timeout: Duration,
+    /// Largest reply accepted, after gzip decoding. Default 16 MiB.
+    pub max_response_bytes: usize,
+    /// How long an unused pooled connection is kept. Default 10 s.
+    pub pool_idle_timeout: Duration,
+    /// Pooled idle connections kept per host. Default 64.
+    pub pool_max_idle: usize,
+    /// Sent as `X-Podium-Secret`, which internal methods require.
+    pub secret: Option<Arc<str>>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            timeout: Duration::from_millis(DEFAULT_CALL_TIMEOUT_MS),
+            connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            pool_idle_timeout: Duration::from_millis(DEFAULT_POOL_IDLE_TIMEOUT_MS),
+            pool_max_idle: 64,
+            secret: None,
+        }
+    }
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("pool_idle_timeout", &self.pool_idle_timeout)
+            .field("pool_max_idle", &self.pool_max_idle)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid server URL {0:?}")]
+    Url(String),
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    #[error("transport error: {0}")]
+    Transport(String),
+    #[error("server answered HTTP {0}")]
+    Status(StatusCode),
+    #[error("reply larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("invalid reply: {0}")]
+    Parse(#[from] ParseError),
+    #[error("cannot encode the call: {0}")]
+    Encode(#[from] EncodeError),
+    #[error("{0}")]
+    Fault(Fault),
+}
+
+impl ClientError {
+    /// True when the request certainly never reached the server, so any call
+    /// may be retried elsewhere.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, ClientError::Connect(_))
+    }
+
+    /// True when the server did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ClientError::Timeout(_))
+    }
+
+    /// The fault, when the server answered with one.
+    pub fn fault(&self) -> Option<&Fault> {
+        match self {
+            ClientError::Fault(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+/// A client for one server URL. Cheap to clone; clones share the pool.
+#[derive(Clone)]
+pub struct Client {
+    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    config: Arc<ClientConfig>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("uri", &self.uri)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client for `url` (`http://host:port/` or `host:port`).
+    ///
+    /// # Errors
+    /// A URL that is not plain `http` with a host.
+    pub fn new(url: &str, config: ClientConfig) -> Result<Self, ClientError> {
+        let full = if url.contains("://") {
+            url.to_owned()
+        } else {
+            format!("http://{url}/")
+        };
+        let uri: Uri = full.parse().map_err(|_| ClientError::Url(url.to_owned()))?;
+        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+            return Err(ClientError::Url(url.to_owned()));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .pool_max_idle_per_host(config.pool_max_idle)
+            .build(connector);
+        Ok(Client {
+            http,
+            uri,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The URL this client calls.
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// Calls `method` with `params`.
+    ///
+    /// # Errors
+    /// A fault from the server as [`ClientError::Fault`]; anything else as the
+    /// matching variant.
+    pub async fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
+        let body = codec::write_call(method, params)?;
+        let reply = self.call_raw(Bytes::from(body)).await?;
+        codec::parse_response(&reply, Limits::default())?.map_err(ClientError::Fault)
+    }
+
+    /// Posts an already-encoded call and returns the (decompressed) reply
+    /// body, for callers that relay XML without decoding it.
+    ///
+    /// # Errors
+    /// As [`Client::call`], except that faults are inside the returned body.
+    pub async fn call_raw(&self, body: Bytes) -> Result<Bytes, ClientError> {
+        let timeout = self.config.timeout;
+        match tokio::time::timeout(timeout, self.post(body)).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout(timeout)),
+        }
+    }
+
+    async fn post(&self, body: Bytes) -> Result<Bytes, ClientError> {
+        let mut req = Request::post(self.uri.clone())
+            .header(header::CONTENT_TYPE, "text/xml")
+            .header(header::ACCEPT_ENCODING, "gzip")
+            .body(Full::new(body))
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if let Some(secret) = &self.config.secret {
+            let value = HeaderValue::from_str(secret).map_err(|_| {
+                ClientError::Transport("cluster secret is not a valid header".into())
+            })?;
+            req.headers_mut().insert(SECRET_HEADER, value);
+        }
+        let resp = self.http.request(req).await.map_err(|e| {
+            if e.is_connect() {
+                ClientError::Connect(error_chain(&e))
+            } else {
+                ClientError::Transport(error_chain(&e))
+            }
+        })?;
+        if resp.status() != StatusCode::OK {
+            return Err(ClientError::Status(resp.status()));
+        }
+        let gzipped = resp
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+        let max = self.config.max_response_bytes;
+        let body = read_body(resp.into_body(), max, self.config.timeout)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge(n) => ClientError::TooLarge(n),
+                BodyError::Timeout(t) => ClientError::Timeout(t),
+                other => ClientError::Transport(other.to_string()),
+            })?;
+        if gzipped {
+            return gunzip(&body, max).map(Bytes::from).map_err(|e| match e {
+                BodyError::TooLarge(n) => ClientError::TooLarge(n),
+                other => ClientError::Transport(other.to_string()),
+            });
+        }
+        Ok(body)
+    }
+}
+
+/// An error and its causes on one line: hyper's own messages are terse.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
