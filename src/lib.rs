@@ -2,8 +2,19 @@
 //! XML-RPC over HTTP/1.1 (see `DESIGN.md`).
 //!
 //! - [`rpc`]: the XML-RPC codec, server and client every process shares.
+//! - [`scoreboard`]: the domain (roster, medals, old text formats).
+//! - [`store`]: durable storage behind a trait; SQLite today.
+//! - [`db`]: `podium-db`, the single writer and the change feed.
+//! - [`frontend`]: `podium-frontend`, the coherent cache, the public API and push.
+//! - [`secret`], [`clock`]: secrets handling and the cluster clock.
 //! - [`cli`]: what every binary does alike at its edge (logging, runtime, signals).
 #![deny(missing_debug_implementations)]
 
 pub mod cli;
+pub mod clock;
+pub mod db;
+pub mod frontend;
 pub mod rpc;
+pub mod scoreboard;
+pub mod secret;
+pub mod store;

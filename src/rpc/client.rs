@@ -186,14 +186,30 @@ impl Client {
     /// # Errors
     /// As [`Client::call`], except that faults are inside the returned body.
     pub async fn call_raw(&self, body: Bytes) -> Result<Bytes, ClientError> {
+        self.call_raw_with(body, &[]).await
+    }
+
+    /// [`Client::call_raw`] with extra request headers (a request id, say).
+    ///
+    /// # Errors
+    /// As [`Client::call_raw`].
+    pub async fn call_raw_with(
+        &self,
+        body: Bytes,
+        headers: &[(&'static str, HeaderValue)],
+    ) -> Result<Bytes, ClientError> {
         let timeout = self.config.timeout;
-        match tokio::time::timeout(timeout, self.post(body)).await {
+        match tokio::time::timeout(timeout, self.post(body, headers)).await {
             Ok(result) => result,
             Err(_) => Err(ClientError::Timeout(timeout)),
         }
     }
 
-    async fn post(&self, body: Bytes) -> Result<Bytes, ClientError> {
+    async fn post(
+        &self,
+        body: Bytes,
+        headers: &[(&'static str, HeaderValue)],
+    ) -> Result<Bytes, ClientError> {
         let mut req = Request::post(self.uri.clone())
             .header(header::CONTENT_TYPE, "text/xml")
             .header(header::ACCEPT_ENCODING, "gzip")
@@ -204,6 +220,9 @@ impl Client {
                 ClientError::Transport("cluster secret is not a valid header".into())
             })?;
             req.headers_mut().insert(SECRET_HEADER, value);
+        }
+        for (name, value) in headers {
+            req.headers_mut().insert(*name, value.clone());
         }
         let resp = self.http.request(req).await.map_err(|e| {
             if e.is_connect() {

@@ -26,6 +26,11 @@ pub struct CallContext {
     pub peer: Option<SocketAddr>,
     /// The `X-Podium-Secret` header, which internal methods check.
     pub secret: Option<Arc<str>>,
+    /// The `X-Podium-Request-Id` header: makes a retried write idempotent.
+    pub request_id: Option<Arc<str>>,
+    /// The `X-Forwarded-For` header (first address), set by the balancer.
+    /// Only to be trusted when `secret` is valid.
+    pub forwarded_for: Option<std::net::IpAddr>,
 }
 
 impl fmt::Debug for CallContext {
@@ -33,6 +38,8 @@ impl fmt::Debug for CallContext {
         f.debug_struct("CallContext")
             .field("peer", &self.peer)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("request_id", &self.request_id)
+            .field("forwarded_for", &self.forwarded_for)
             .finish()
     }
 }

@@ -41,6 +41,10 @@ pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 pub const GZIP_MIN_BYTES: usize = 1400;
 /// Header name that carries the cluster secret on internal calls.
 pub const SECRET_HEADER: &str = "x-podium-secret";
+/// Header name that carries a write's request id (see [`CallContext`]).
+pub const REQUEST_ID_HEADER: &str = "x-podium-request-id";
+/// Longest request id accepted; longer ones are ignored.
+const MAX_REQUEST_ID_BYTES: usize = 128;
 
 /// Limits and timeouts of a server. Every knob has a safe default.
 #[derive(Debug, Clone)]
@@ -218,6 +222,16 @@ async fn respond(req: Request<Incoming>, shared: &Shared, peer: SocketAddr) -> R
         .get(SECRET_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(Arc::from);
+    let request_id = headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_BYTES)
+        .map(Arc::from);
+    let forwarded_for = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse().ok());
     let body = match read_body(
         req.into_body(),
         config.max_body_bytes,
@@ -254,6 +268,8 @@ async fn respond(req: Request<Incoming>, shared: &Shared, peer: SocketAddr) -> R
     let ctx = CallContext {
         peer: Some(peer),
         secret,
+        request_id,
+        forwarded_for,
     };
     let xml = dispatch(&shared.methods, &body, config.limits, ctx).await;
     xml_reply(xml, wants_gzip)

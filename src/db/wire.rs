@@ -1,0 +1,283 @@
+//! The db's internal API, written once for both sides: method names, the
+//! shapes of their replies, and [`DbClient`], the typed client front-ends use.
+
+use crate::rpc::fault::{self, Fault};
+use crate::rpc::{Client, ClientError, Value};
+use crate::scoreboard::{get_int, get_str, Medal, Roster, Score, Tally};
+use crate::store::{Change, Entry};
+
+/// Longest long poll a client may ask of `db.changes`, in milliseconds.
+pub const MAX_WAIT_MS: i64 = 30_000;
+/// Most changes one `db.changes` reply carries; the client asks again for more.
+pub const MAX_CHANGES_PER_REPLY: usize = 1000;
+
+pub const ROSTER: &str = "db.roster";
+pub const TALLY: &str = "db.tally";
+pub const TALLIES: &str = "db.tallies";
+pub const SCORE: &str = "db.score";
+pub const INCREMENT_MEDAL: &str = "db.increment_medal";
+pub const SET_SCORE: &str = "db.set_score";
+pub const CHANGES: &str = "db.changes";
+pub const HISTORY: &str = "db.history";
+
+impl Change {
+    pub fn to_value(&self) -> Value {
+        let (kind, entry) = match &self.entry {
+            Entry::Tally(t) => ("tally", t.to_value()),
+            Entry::Score(s) => ("score", s.to_value()),
+        };
+        Value::structure([
+            ("version", Value::Int(self.version)),
+            ("kind", Value::from(kind)),
+            ("key", Value::from(self.entry.key())),
+            ("entry", entry),
+            ("timestamp", Value::Double(self.timestamp)),
+            (
+                "vector_clock",
+                Value::Array(self.vclock.iter().map(|c| Value::Int(*c)).collect()),
+            ),
+            (
+                "request_id",
+                self.request_id
+                    .as_deref()
+                    .map(Value::from)
+                    .unwrap_or(Value::from("")),
+            ),
+        ])
+    }
+
+    /// # Errors
+    /// A value not shaped like [`Change::to_value`]'s.
+    pub fn from_value(v: &Value) -> Result<Change, Fault> {
+        let s = v
+            .as_struct()
+            .ok_or_else(|| Fault::internal("change is not a struct"))?;
+        let entry_value = s
+            .get("entry")
+            .ok_or_else(|| Fault::internal("change lacks entry"))?;
+        let entry = match get_str(s, "kind")?.as_str() {
+            "tally" => Entry::Tally(Tally::from_value(entry_value)?),
+            "score" => Entry::Score(Score::from_value(entry_value)?),
+            other => return Err(Fault::internal(format!("unknown change kind {other:?}"))),
+        };
+        let vclock = s
+            .get("vector_clock")
+            .and_then(Value::as_array)
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(Value::as_i64)
+            .collect();
+        let request_id = get_str(s, "request_id").ok().filter(|r| !r.is_empty());
+        Ok(Change {
+            version: get_int(s, "version")?,
+            entry,
+            timestamp: crate::scoreboard::get_f64(s, "timestamp")?,
+            vclock,
+            request_id,
+        })
+    }
+}
+
+/// A reply of `db.changes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeBatch {
+    /// Identifies this run of the db; it changes when the db restarts.
+    pub epoch: String,
+    /// The db's latest version when it answered.
+    pub latest: i64,
+    /// Changes after the version asked for, oldest first (at most
+    /// [`MAX_CHANGES_PER_REPLY`]).
+    pub changes: Vec<Change>,
+    /// True when the db cannot tell what changed since the version asked for
+    /// (it is from the future, or older than the log): drop everything.
+    pub reset: bool,
+}
+
+impl ChangeBatch {
+    pub fn to_value(&self) -> Value {
+        Value::structure([
+            ("epoch", Value::from(self.epoch.as_str())),
+            ("latest", Value::Int(self.latest)),
+            (
+                "changes",
+                Value::Array(self.changes.iter().map(Change::to_value).collect()),
+            ),
+            ("reset", Value::Bool(self.reset)),
+        ])
+    }
+
+    /// # Errors
+    /// A value not shaped like [`ChangeBatch::to_value`]'s.
+    pub fn from_value(v: &Value) -> Result<ChangeBatch, Fault> {
+        let s = v
+            .as_struct()
+            .ok_or_else(|| Fault::internal("change batch is not a struct"))?;
+        let changes = s
+            .get("changes")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Fault::internal("change batch lacks changes"))?
+            .iter()
+            .map(Change::from_value)
+            .collect::<Result<_, _>>()?;
+        Ok(ChangeBatch {
+            epoch: get_str(s, "epoch")?,
+            latest: get_int(s, "latest")?,
+            changes,
+            reset: matches!(s.get("reset"), Some(Value::Bool(true))),
+        })
+    }
+}
+
+/// The outcome of a write: the change it made (or made before, for a
+/// repeated request id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteReply {
+    pub change: Change,
+    pub duplicate: bool,
+}
+
+impl WriteReply {
+    pub fn to_value(&self) -> Value {
+        Value::structure([
+            ("change", self.change.to_value()),
+            ("duplicate", Value::Bool(self.duplicate)),
+        ])
+    }
+
+    /// # Errors
+    /// A value not shaped like [`WriteReply::to_value`]'s.
+    pub fn from_value(v: &Value) -> Result<WriteReply, Fault> {
+        let s = v
+            .as_struct()
+            .ok_or_else(|| Fault::internal("write reply is not a struct"))?;
+        Ok(WriteReply {
+            change: Change::from_value(
+                s.get("change")
+                    .ok_or_else(|| Fault::internal("write reply lacks change"))?,
+            )?,
+            duplicate: matches!(s.get("duplicate"), Some(Value::Bool(true))),
+        })
+    }
+}
+
+/// Turns a failed db call into the fault a front-end passes on: the db's own
+/// application faults as they are, anything else as "unavailable".
+pub fn db_fault(err: ClientError) -> Fault {
+    match err {
+        ClientError::Fault(f) if f.code > 0 => f,
+        ClientError::Fault(f) => {
+            Fault::new(fault::UNAVAILABLE, format!("db refused: {}", f.message))
+        }
+        other => Fault::new(fault::UNAVAILABLE, format!("db unavailable: {other}")),
+    }
+}
+
+/// Typed calls to the db. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DbClient {
+    client: Client,
+}
+
+impl DbClient {
+    /// `client` must carry the cluster secret.
+    pub fn new(client: Client) -> Self {
+        DbClient { client }
+    }
+
+    async fn call(&self, method: &str, params: &[Value]) -> Result<Value, Fault> {
+        self.client.call(method, params).await.map_err(db_fault)
+    }
+
+    /// # Errors
+    /// As [`db_fault`].
+    pub async fn roster(&self) -> Result<(Roster, String), Fault> {
+        let v = self.call(ROSTER, &[]).await?;
+        let epoch = v
+            .as_struct()
+            .map(|s| get_str(s, "epoch"))
+            .ok_or_else(|| Fault::internal("roster reply is not a struct"))??;
+        Ok((Roster::from_value(&v)?, epoch))
+    }
+
+    /// # Errors
+    /// As [`db_fault`].
+    pub async fn tally(&self, team: &str) -> Result<Tally, Fault> {
+        Tally::from_value(&self.call(TALLY, &[team.into()]).await?)
+    }
+
+    /// # Errors
+    /// As [`db_fault`].
+    pub async fn tallies(&self) -> Result<Vec<Tally>, Fault> {
+        let v = self.call(TALLIES, &[]).await?;
+        v.as_array()
+            .ok_or_else(|| Fault::internal("tallies reply is not an array"))?
+            .iter()
+            .map(Tally::from_value)
+            .collect()
+    }
+
+    /// # Errors
+    /// As [`db_fault`].
+    pub async fn score(&self, event: &str) -> Result<Score, Fault> {
+        Score::from_value(&self.call(SCORE, &[event.into()]).await?)
+    }
+
+    /// # Errors
+    /// As [`db_fault`].
+    pub async fn increment_medal(
+        &self,
+        team: &str,
+        medal: Medal,
+        request_id: &str,
+        vclock: &[i64],
+    ) -> Result<WriteReply, Fault> {
+        let params = [
+            team.into(),
+            medal.as_str().into(),
+            request_id.into(),
+            vclock_value(vclock),
+        ];
+        WriteReply::from_value(&self.call(INCREMENT_MEDAL, &params).await?)
+    }
+
+    /// # Errors
+    /// As [`db_fault`].
+    pub async fn set_score(
+        &self,
+        event: &str,
+        score: &str,
+        request_id: &str,
+        vclock: &[i64],
+    ) -> Result<WriteReply, Fault> {
+        let params = [
+            event.into(),
+            score.into(),
+            request_id.into(),
+            vclock_value(vclock),
+        ];
+        WriteReply::from_value(&self.call(SET_SCORE, &params).await?)
+    }
+
+    /// Changes after `after`, waiting up to `wait_ms` for one to happen.
+    ///
+    /// # Errors
+    /// As [`db_fault`].
+    pub async fn changes(&self, after: i64, wait_ms: i64) -> Result<ChangeBatch, Fault> {
+        ChangeBatch::from_value(&self.call(CHANGES, &[after.into(), wait_ms.into()]).await?)
+    }
+
+    /// # Errors
+    /// As [`db_fault`].
+    pub async fn history(&self, key: &str, limit: i64) -> Result<Vec<Change>, Fault> {
+        let v = self.call(HISTORY, &[key.into(), limit.into()]).await?;
+        v.as_array()
+            .ok_or_else(|| Fault::internal("history reply is not an array"))?
+            .iter()
+            .map(Change::from_value)
+            .collect()
+    }
+}
+
+pub fn vclock_value(v: &[i64]) -> Value {
+    Value::Array(v.iter().map(|c| Value::Int(*c)).collect())
+}

@@ -1,0 +1,188 @@
+//! The front-end's coherent cache: a moka cache of tallies, scores and the
+//! medal table, kept coherent by the db's change feed.
+//!
+//! A miss may race a change: the db answers with the old value while the
+//! feed already reported the new one. Every entry carries the version of the
+//! write it reflects, and the cache remembers the newest version the feed
+//! reported per key; an entry older than that is dropped right after it is
+//! inserted. Because the feed records the version before it invalidates, one
+//! of the two always sees the other, so no stale entry survives.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use moka::future::Cache as Moka;
+
+use crate::rpc::Fault;
+use crate::scoreboard::{Score, Tally};
+use crate::store::Entry;
+
+/// Key of the whole medal table in the cache.
+pub(crate) const TABLE_KEY: &str = "table";
+
+/// What the cache holds.
+#[derive(Debug, Clone)]
+pub(crate) enum Cached {
+    Tally(Tally),
+    Score(Score),
+    /// Every team's tally, in roster order.
+    Table(Arc<Vec<Tally>>),
+}
+
+impl Cached {
+    /// The newest write this value reflects.
+    fn version(&self) -> i64 {
+        match self {
+            Cached::Tally(t) => t.version,
+            Cached::Score(s) => s.version,
+            Cached::Table(ts) => ts.iter().map(|t| t.version).max().unwrap_or(0),
+        }
+    }
+}
+
+/// A cheap handle on the cache.
+#[derive(Clone)]
+pub(crate) struct Cache {
+    entries: Moka<String, Cached>,
+    /// Newest version the feed (or our own write) reported per key.
+    changed: Arc<Mutex<HashMap<String, i64>>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("entries", &self.entries.entry_count())
+            .finish()
+    }
+}
+
+impl Cache {
+    /// `ttl` is the last safety net behind the change feed.
+    pub(crate) fn new(capacity: u64, ttl: Duration) -> Self {
+        Cache {
+            entries: Moka::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            changed: Arc::default(),
+        }
+    }
+
+    fn changed_version(&self, key: &str) -> i64 {
+        let changed = self.changed.lock().unwrap_or_else(|p| p.into_inner());
+        changed.get(key).copied().unwrap_or(0)
+    }
+
+    /// The cached value, or `fetch`'s, cached. Concurrent misses of one key
+    /// share one fetch.
+    pub(crate) async fn get_or_fetch<F>(&self, key: &str, fetch: F) -> Result<Cached, Fault>
+    where
+        F: Future<Output = Result<Cached, Fault>>,
+    {
+        let value = self
+            .entries
+            .try_get_with_by_ref(key, fetch)
+            .await
+            .map_err(|e: Arc<Fault>| (*e).clone())?;
+        if value.version() < self.changed_version(key) {
+            self.entries.invalidate(key).await;
+        }
+        Ok(value)
+    }
+
+    /// Drops what a change made stale; the medal table too for a tally.
+    pub(crate) async fn apply_change(&self, entry: &Entry) {
+        let key = entry.key();
+        let version = entry.version();
+        let is_tally = matches!(entry, Entry::Tally(_));
+        {
+            let mut changed = self.changed.lock().unwrap_or_else(|p| p.into_inner());
+            for k in [Some(key.as_str()), is_tally.then_some(TABLE_KEY)]
+                .into_iter()
+                .flatten()
+            {
+                let slot = changed.entry(k.to_owned()).or_insert(0);
+                *slot = (*slot).max(version);
+            }
+        }
+        self.entries.invalidate(&key).await;
+        if is_tally {
+            self.entries.invalidate(TABLE_KEY).await;
+        }
+    }
+
+    /// Forgets everything: after a db restart, a gap, or a reset.
+    pub(crate) fn clear(&self) {
+        self.changed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.entries.invalidate_all();
+    }
+
+    /// Entries currently held (approximate, for status).
+    pub(crate) fn len(&self) -> u64 {
+        self.entries.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tally(version: i64, gold: i64) -> Tally {
+        Tally {
+            team: "Gaul".into(),
+            gold,
+            silver: 0,
+            bronze: 0,
+            version,
+            updated: 0.0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fetch_that_raced_a_change_is_not_kept() {
+        let cache = Cache::new(100, Duration::from_secs(60));
+        let key = "tally:gaul";
+        // The feed reports version 2 while a miss is still reading version 1.
+        cache.apply_change(&Entry::Tally(tally(2, 1))).await;
+        let got = cache
+            .get_or_fetch(key, async { Ok(Cached::Tally(tally(1, 0))) })
+            .await
+            .unwrap();
+        assert!(matches!(got, Cached::Tally(t) if t.version == 1));
+        // The stale value was not kept: the next read fetches again.
+        let got = cache
+            .get_or_fetch(key, async { Ok(Cached::Tally(tally(2, 1))) })
+            .await
+            .unwrap();
+        assert!(matches!(got, Cached::Tally(t) if t.version == 2));
+        // And a current value is kept: no fetch happens now.
+        let got = cache
+            .get_or_fetch(key, async { Err(Fault::internal("must not fetch")) })
+            .await
+            .unwrap();
+        assert!(matches!(got, Cached::Tally(t) if t.version == 2));
+    }
+
+    #[tokio::test]
+    async fn tally_changes_drop_the_table() {
+        let cache = Cache::new(100, Duration::from_secs(60));
+        let table = Cached::Table(Arc::new(vec![tally(1, 1)]));
+        cache
+            .get_or_fetch(TABLE_KEY, async { Ok(table) })
+            .await
+            .unwrap();
+        cache.apply_change(&Entry::Tally(tally(5, 2))).await;
+        let refetched = cache
+            .get_or_fetch(TABLE_KEY, async {
+                Ok(Cached::Table(Arc::new(vec![tally(5, 2)])))
+            })
+            .await
+            .unwrap();
+        assert!(matches!(refetched, Cached::Table(t) if t[0].gold == 2));
+    }
+}

@@ -1,0 +1,190 @@
+//! Push to tablets: subscriptions with a lease, and a fan-out in which every
+//! subscriber has its own worker and bounded queue, so a slow or dead tablet
+//! delays no one else. A tablet that keeps failing is dropped.
+//!
+//! Callbacks are the old tablet's methods:
+//! `print_score_for_event(text, time_of_update)` and
+//! `print_medal_tally_for_team(text, time_of_update)`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use crate::rpc::fault::{self, Fault};
+use crate::rpc::{Client, ClientConfig, Value};
+use crate::store::{Change, Entry};
+
+/// Pushes queued per subscriber before new ones are dropped for it.
+const QUEUE_PER_SUBSCRIBER: usize = 256;
+/// Consecutive failed pushes after which a tablet is dropped.
+const MAX_FAILURES: u32 = 3;
+/// Deadline of one push.
+const PUSH_TIMEOUT_MS: u64 = 2_000;
+/// Most subscriptions one front-end holds.
+pub(crate) const MAX_SUBSCRIBERS: usize = 10_000;
+/// Shortest and longest lease a tablet may ask for, seconds.
+pub(crate) const MIN_LEASE_SECS: i64 = 5;
+pub(crate) const MAX_LEASE_SECS: i64 = 86_400;
+/// Lease of an old-style `register_client`, which never renews.
+pub(crate) const LEGACY_LEASE_SECS: i64 = 3_600;
+
+#[derive(Debug, Clone)]
+struct Push {
+    method: &'static str,
+    text: Arc<str>,
+    time: f64,
+}
+
+struct Subscriber {
+    /// Lower-case event and team names followed.
+    events: HashSet<String>,
+    teams: HashSet<String>,
+    expires: Instant,
+    queue: mpsc::Sender<Push>,
+}
+
+/// The subscriptions of one front-end. Cheap to clone.
+#[derive(Clone, Default)]
+pub(crate) struct PushHub {
+    subs: Arc<Mutex<HashMap<String, Subscriber>>>,
+}
+
+impl std::fmt::Debug for PushHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushHub")
+            .field("subscribers", &self.len())
+            .finish()
+    }
+}
+
+impl PushHub {
+    pub(crate) fn len(&self) -> usize {
+        self.subs.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Adds or renews the subscription of `url`.
+    ///
+    /// # Errors
+    /// A bad URL, or too many subscribers.
+    pub(crate) fn subscribe(
+        &self,
+        url: &str,
+        events: HashSet<String>,
+        teams: HashSet<String>,
+        lease: Duration,
+    ) -> Result<(), Fault> {
+        let mut subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        let expires = Instant::now() + lease;
+        if let Some(sub) = subs.get_mut(url) {
+            if !sub.queue.is_closed() {
+                sub.events = events;
+                sub.teams = teams;
+                sub.expires = expires;
+                return Ok(());
+            }
+        }
+        if subs.len() >= MAX_SUBSCRIBERS && !subs.contains_key(url) {
+            return Err(Fault::new(fault::UNAVAILABLE, "too many subscribers"));
+        }
+        let client = Client::new(
+            url,
+            ClientConfig {
+                timeout: Duration::from_millis(PUSH_TIMEOUT_MS),
+                pool_max_idle: 2,
+                ..ClientConfig::default()
+            },
+        )
+        .map_err(|e| Fault::invalid_params(format!("callback: {e}")))?;
+        let (tx, rx) = mpsc::channel(QUEUE_PER_SUBSCRIBER);
+        tokio::spawn(deliver(client, rx));
+        info!(%url, "tablet subscribed");
+        subs.insert(
+            url.to_owned(),
+            Subscriber {
+                events,
+                teams,
+                expires,
+                queue: tx,
+            },
+        );
+        Ok(())
+    }
+
+    /// Ends the subscription of `url`; true if there was one.
+    pub(crate) fn unsubscribe(&self, url: &str) -> bool {
+        self.subs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(url)
+            .is_some()
+    }
+
+    /// Queues the change for every tablet that follows its key. Never waits.
+    pub(crate) fn publish(&self, change: &Change) {
+        let (method, name, text) = match &change.entry {
+            Entry::Score(s) => (
+                "print_score_for_event",
+                s.event.to_lowercase(),
+                format!("{}: {}", s.event, s.score),
+            ),
+            Entry::Tally(t) => (
+                "print_medal_tally_for_team",
+                t.team.to_lowercase(),
+                t.to_text(),
+            ),
+        };
+        let push = Push {
+            method,
+            text: Arc::from(text),
+            time: change.timestamp,
+        };
+        let now = Instant::now();
+        let mut subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
+        subs.retain(|url, sub| {
+            if sub.expires <= now || sub.queue.is_closed() {
+                info!(%url, "tablet dropped (lease expired or unreachable)");
+                return false;
+            }
+            let follows = match &change.entry {
+                Entry::Score(_) => sub.events.contains(&name),
+                Entry::Tally(_) => sub.teams.contains(&name),
+            };
+            if follows && sub.queue.try_send(push.clone()).is_err() {
+                debug!(%url, "tablet too slow: push dropped");
+            }
+            true
+        });
+    }
+
+    /// Drops expired subscriptions; called periodically.
+    pub(crate) fn expire(&self) {
+        let now = Instant::now();
+        self.subs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, sub| sub.expires > now && !sub.queue.is_closed());
+    }
+}
+
+/// One tablet's worker: pushes in order, gives up after repeated failures
+/// (which closes its queue, so the hub drops the subscription).
+async fn deliver(client: Client, mut rx: mpsc::Receiver<Push>) {
+    let mut failures = 0;
+    while let Some(push) = rx.recv().await {
+        let params = [Value::from(&*push.text), Value::Double(push.time)];
+        match client.call(push.method, &params).await {
+            Ok(_) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                debug!(url = %client.uri(), error = %e, failures, "push failed");
+                if failures >= MAX_FAILURES || e.is_connect() {
+                    info!(url = %client.uri(), error = %e, "tablet unreachable: dropping it");
+                    return;
+                }
+            }
+        }
+    }
+}

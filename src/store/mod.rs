@@ -1,0 +1,117 @@
+//! Durable storage behind a trait, so a server database can replace the
+//! embedded SQLite one. The db server owns one `Store` on one thread.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::scoreboard::{Medal, Roster, Score, Tally};
+
+/// Why storage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    #[error("unknown {kind} {name:?}")]
+    Unknown { kind: &'static str, name: String },
+}
+
+/// A write, with names already resolved to the roster's display names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    IncrementMedal { team: String, medal: Medal },
+    SetScore { event: String, score: String },
+}
+
+/// A write as the store receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteRequest {
+    pub op: WriteOp,
+    /// Makes a retried write idempotent: a request id seen before returns the
+    /// first outcome and changes nothing.
+    pub request_id: Option<String>,
+    /// Cluster time of the write, seconds since the epoch.
+    pub timestamp: f64,
+    /// The writer's vector clock, stored with the update.
+    pub vclock: Vec<i64>,
+}
+
+/// The new state of a key after a write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    Tally(Tally),
+    Score(Score),
+}
+
+impl Entry {
+    pub fn key(&self) -> String {
+        match self {
+            Entry::Tally(t) => crate::scoreboard::tally_key(&t.team),
+            Entry::Score(s) => crate::scoreboard::score_key(&s.event),
+        }
+    }
+
+    pub fn version(&self) -> i64 {
+        match self {
+            Entry::Tally(t) => t.version,
+            Entry::Score(s) => s.version,
+        }
+    }
+}
+
+/// One row of the update log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub version: i64,
+    pub entry: Entry,
+    pub timestamp: f64,
+    pub vclock: Vec<i64>,
+    pub request_id: Option<String>,
+}
+
+/// The outcome of one write of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    pub change: Change,
+    /// True when the request id had been applied before; nothing changed now.
+    pub duplicate: bool,
+}
+
+/// Everything the db serves reads from, loaded once at start.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub roster: Roster,
+    pub tallies: Vec<Tally>,
+    pub scores: Vec<Score>,
+    pub latest_version: i64,
+}
+
+/// Durable storage of the roster, the current values and the update log.
+pub trait Store: Send {
+    /// The whole current state.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn snapshot(&self) -> Result<Snapshot, StoreError>;
+
+    /// Applies `batch` in order in one transaction, durable when this returns.
+    /// All or nothing: an error means none of the batch was applied.
+    ///
+    /// # Errors
+    /// Storage failures, and names missing from the roster.
+    fn commit(&mut self, batch: &[WriteRequest]) -> Result<Vec<Committed>, StoreError>;
+
+    /// Up to `limit` changes with versions above `version`, oldest first.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn changes_after(&self, version: i64, limit: usize) -> Result<Vec<Change>, StoreError>;
+
+    /// The last `limit` changes of one key, oldest first.
+    ///
+    /// # Errors
+    /// Storage failures.
+    fn history(&self, key: &str, limit: usize) -> Result<Vec<Change>, StoreError>;
+}
