@@ -10,6 +10,7 @@ pub fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -62,4 +63,101 @@ pub fn announce_listening(addr: SocketAddr) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "LISTENING {addr}");
     let _ = out.flush();
+}
+
+/// Limits every server binary exposes as flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// Largest request body in bytes (after gzip decoding).
+    #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Milliseconds allowed for a request's headers, and for an idle keep-alive connection.
+    #[arg(long, default_value_t = crate::rpc::server::DEFAULT_HEADER_READ_TIMEOUT_MS)]
+    pub header_timeout_ms: u64,
+    /// Milliseconds allowed for a request's body.
+    #[arg(long, default_value_t = crate::rpc::server::DEFAULT_BODY_READ_TIMEOUT_MS)]
+    pub body_timeout_ms: u64,
+    /// Runtime worker threads; 1 runs everything on one thread, which served
+    /// small requests fastest on the 2-core machines we measured.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+}
+
+impl ServerArgs {
+    /// # Errors
+    /// A limit of zero.
+    pub fn to_config(&self) -> anyhow::Result<crate::rpc::ServerConfig> {
+        anyhow::ensure!(self.max_body_bytes > 0, "--max-body-bytes must be positive");
+        anyhow::ensure!(
+            self.max_connections > 0,
+            "--max-connections must be positive"
+        );
+        anyhow::ensure!(
+            self.header_timeout_ms > 0,
+            "--header-timeout-ms must be positive"
+        );
+        anyhow::ensure!(
+            self.body_timeout_ms > 0,
+            "--body-timeout-ms must be positive"
+        );
+        anyhow::ensure!(
+            (1..=64).contains(&self.workers),
+            "--workers must be 1 to 64"
+        );
+        Ok(crate::rpc::ServerConfig {
+            max_body_bytes: self.max_body_bytes,
+            max_connections: self.max_connections,
+            header_read_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
+            body_read_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
+            ..crate::rpc::ServerConfig::default()
+        })
+    }
+}
+
+/// Where the cluster secret comes from (never a flag's value: `ps` shows flags).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterSecretArgs {
+    /// File holding the cluster secret; else $PODIUM_CLUSTER_SECRET.
+    #[arg(long)]
+    pub cluster_secret_file: Option<std::path::PathBuf>,
+}
+
+impl ClusterSecretArgs {
+    /// # Errors
+    /// Neither source set, or an unreadable file.
+    pub fn load(&self) -> Result<crate::secret::Secret, crate::secret::SecretError> {
+        crate::secret::Secret::load(
+            crate::secret::CLUSTER_SECRET_ENV,
+            self.cluster_secret_file.as_deref(),
+            "--cluster-secret-file",
+        )
+    }
+}
+
+/// The address to bind: `--host`, or loopback with the old `-l`.
+pub fn bind_addr(host: std::net::IpAddr, run_locally: bool, port: u16) -> SocketAddr {
+    let host = if run_locally {
+        std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+    } else {
+        host
+    };
+    SocketAddr::new(host, port)
+}
+
+/// Binds, logs and announces; the common start of every server binary.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    use anyhow::Context as _;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let bound = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(%bound, "{what} listening");
+    announce_listening(bound);
+    Ok(listener)
 }

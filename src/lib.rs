@@ -6,10 +6,14 @@
 //! - [`store`]: durable storage behind a trait; SQLite today.
 //! - [`db`]: `podium-db`, the single writer and the change feed.
 //! - [`frontend`]: `podium-frontend`, the coherent cache, the public API and push.
+//! - [`api`]: the public API table front-ends serve and the balancer forwards.
+//! - [`balancer`]: `podium-balancer`, random choice among healthy front-ends.
 //! - [`secret`], [`clock`]: secrets handling and the cluster clock.
 //! - [`cli`]: what every binary does alike at its edge (logging, runtime, signals).
 #![deny(missing_debug_implementations)]
 
+pub mod api;
+pub mod balancer;
 pub mod cli;
 pub mod clock;
 pub mod db;

@@ -352,20 +352,15 @@ impl Frontend {
 }
 
 /// Adds a method whose handler gets the front-end.
-fn add<F, Fut>(
-    m: &mut Methods,
-    fe: &Arc<Frontend>,
-    name: &str,
-    signature: &[&'static str],
-    help: &'static str,
-    f: F,
-) where
+fn add<F, Fut>(m: &mut Methods, fe: &Arc<Frontend>, name: &str, f: F)
+where
     F: Fn(Arc<Frontend>, Params, CallContext) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Value, Fault>> + Send + 'static,
 {
+    let spec = crate::api::spec(name);
     let fe = fe.clone();
     let f = Arc::new(f);
-    m.add(name, signature, help, move |p, ctx| {
+    m.add(name, spec.signature, spec.help, move |p, ctx| {
         let fe = fe.clone();
         let f = f.clone();
         async move { f(fe, p, ctx).await }
@@ -383,34 +378,18 @@ fn lease_from(secs: Option<i64>) -> Duration {
 pub(crate) fn public_methods(fe: Arc<Frontend>) -> Methods {
     let mut m = Methods::new();
     // The old system's methods, with its text formats.
-    add(
-        &mut m,
-        &fe,
-        "get_medal_tally",
-        &["string", "string", "any"],
-        "get_medal_tally(team, client_id): the team's medals as text.",
-        |fe, p, _| async move {
-            p.expect_count(1, 2)?;
-            Ok(Value::from(fe.tally(p.arg(0, "team")?).await?.to_text()))
-        },
-    );
-    add(
-        &mut m,
-        &fe,
-        "get_score",
-        &["string", "string", "any"],
-        "get_score(event, client_id): the event's latest score as text.",
-        |fe, p, _| async move {
-            p.expect_count(1, 2)?;
-            Ok(Value::from(fe.score(p.arg(0, "event")?).await?.to_text()))
-        },
-    );
+    add(&mut m, &fe, "get_medal_tally", |fe, p, _| async move {
+        p.expect_count(1, 2)?;
+        Ok(Value::from(fe.tally(p.arg(0, "team")?).await?.to_text()))
+    });
+    add(&mut m, &fe, "get_score", |fe, p, _| async move {
+        p.expect_count(1, 2)?;
+        Ok(Value::from(fe.score(p.arg(0, "event")?).await?.to_text()))
+    });
     add(
         &mut m,
         &fe,
         "increment_medal_tally",
-        &["string", "string", "string", "string"],
-        "increment_medal_tally(team, medal, password): adds one medal.",
         |fe, p, ctx| async move {
             p.expect_count(3, 3)?;
             let reply = fe
@@ -431,70 +410,49 @@ pub(crate) fn public_methods(fe: Arc<Frontend>) -> Methods {
             }))
         },
     );
-    add(
-        &mut m,
-        &fe,
-        "set_score",
-        &["string", "string", "string", "string"],
-        "set_score(event, score, password): sets the event's score.",
-        |fe, p, ctx| async move {
-            p.expect_count(3, 3)?;
-            let event: &str = p.arg(0, "event")?;
-            let reply = fe
-                .set_score(event, p.arg(1, "score")?, p.arg(2, "password")?, None, &ctx)
-                .await?;
-            let name = match &reply.change.entry {
-                crate::store::Entry::Score(s) => s.event.clone(),
-                _ => event.to_owned(),
-            };
-            Ok(Value::from(format!("Score of {name} updated\n")))
-        },
-    );
-    add(&mut m, &fe, "register_client", &["string", "array", "array", "array"],
-        "register_client([host, port], events, teams): push updates to the tablet's own XML-RPC server.",
-        |fe, p, _| async move {
-            p.expect_count(3, 3)?;
-            let address: &[Value] = p.arg(0, "address")?;
-            let url = match address {
-                [Value::String(host), Value::Int(port)] if (1..=65535).contains(port) => {
-                    format!("http://{}/", host_port(host, *port))
-                }
-                _ => return Err(Fault::invalid_params("argument 1 (address) must be [host, port]")),
-            };
-            let (events, teams) = fe.follow_sets(p.arg(1, "events")?, p.arg(2, "teams")?)?;
-            fe.push.subscribe(&url, events, teams, lease_from(None))?;
-            Ok(Value::from(format!("Registered {url}\n")))
-        });
+    add(&mut m, &fe, "set_score", |fe, p, ctx| async move {
+        p.expect_count(3, 3)?;
+        let event: &str = p.arg(0, "event")?;
+        let reply = fe
+            .set_score(event, p.arg(1, "score")?, p.arg(2, "password")?, None, &ctx)
+            .await?;
+        let name = match &reply.change.entry {
+            crate::store::Entry::Score(s) => s.event.clone(),
+            _ => event.to_owned(),
+        };
+        Ok(Value::from(format!("Score of {name} updated\n")))
+    });
+    add(&mut m, &fe, "register_client", |fe, p, _| async move {
+        p.expect_count(3, 3)?;
+        let address: &[Value] = p.arg(0, "address")?;
+        let url = match address {
+            [Value::String(host), Value::Int(port)] if (1..=65535).contains(port) => {
+                format!("http://{}/", host_port(host, *port))
+            }
+            _ => {
+                return Err(Fault::invalid_params(
+                    "argument 1 (address) must be [host, port]",
+                ))
+            }
+        };
+        let (events, teams) = fe.follow_sets(p.arg(1, "events")?, p.arg(2, "teams")?)?;
+        fe.push.subscribe(&url, events, teams, lease_from(None))?;
+        Ok(Value::from(format!("Registered {url}\n")))
+    });
 
     // Structured methods for new clients.
-    add(
-        &mut m,
-        &fe,
-        "scoreboard.roster",
-        &["struct"],
-        "Teams, events and medals.",
-        |fe, p, _| async move {
-            p.expect_count(0, 0)?;
-            Ok(fe.roster()?.to_value())
-        },
-    );
-    add(
-        &mut m,
-        &fe,
-        "scoreboard.tally",
-        &["struct", "string"],
-        "One team's tally: {team, gold, silver, bronze, version, updated}.",
-        |fe, p, _| async move {
-            p.expect_count(1, 1)?;
-            Ok(fe.tally(p.arg(0, "team")?).await?.to_value())
-        },
-    );
+    add(&mut m, &fe, "scoreboard.roster", |fe, p, _| async move {
+        p.expect_count(0, 0)?;
+        Ok(fe.roster()?.to_value())
+    });
+    add(&mut m, &fe, "scoreboard.tally", |fe, p, _| async move {
+        p.expect_count(1, 1)?;
+        Ok(fe.tally(p.arg(0, "team")?).await?.to_value())
+    });
     add(
         &mut m,
         &fe,
         "scoreboard.medal_table",
-        &["array"],
-        "Every team's tally, ranked gold > silver > bronze, each with its rank.",
         |fe, p, _| async move {
             p.expect_count(0, 0)?;
             let table = fe.medal_table().await?;
@@ -516,23 +474,14 @@ pub(crate) fn public_methods(fe: Arc<Frontend>) -> Methods {
             Ok(Value::Array(rows))
         },
     );
-    add(
-        &mut m,
-        &fe,
-        "scoreboard.score",
-        &["struct", "string"],
-        "One event's score: {event, score, version, updated}.",
-        |fe, p, _| async move {
-            p.expect_count(1, 1)?;
-            Ok(fe.score(p.arg(0, "event")?).await?.to_value())
-        },
-    );
+    add(&mut m, &fe, "scoreboard.score", |fe, p, _| async move {
+        p.expect_count(1, 1)?;
+        Ok(fe.score(p.arg(0, "event")?).await?.to_value())
+    });
     add(
         &mut m,
         &fe,
         "scoreboard.increment_medal",
-        &["struct", "string", "string", "string", "string"],
-        "increment_medal(team, medal, password[, request_id]): {version, tally, duplicate}.",
         |fe, p, ctx| async move {
             p.expect_count(3, 4)?;
             let reply = fe
@@ -551,8 +500,6 @@ pub(crate) fn public_methods(fe: Arc<Frontend>) -> Methods {
         &mut m,
         &fe,
         "scoreboard.set_score",
-        &["struct", "string", "string", "string", "string"],
-        "set_score(event, score, password[, request_id]): {version, score, duplicate}.",
         |fe, p, ctx| async move {
             p.expect_count(3, 4)?;
             let reply = fe
@@ -567,59 +514,58 @@ pub(crate) fn public_methods(fe: Arc<Frontend>) -> Methods {
             Ok(write_result(&reply, "score"))
         },
     );
-    add(&mut m, &fe, "scoreboard.subscribe", &["struct", "string", "array", "array", "int"],
-        "subscribe(callback_url, events, teams[, lease_seconds]): push to the URL until the lease ends; call again to renew.",
-        |fe, p, _| async move {
-            p.expect_count(3, 4)?;
-            let url: &str = p.arg(0, "callback_url")?;
-            let (events, teams) = fe.follow_sets(p.arg(1, "events")?, p.arg(2, "teams")?)?;
-            let lease = lease_from(p.opt_arg(3, "lease_seconds")?);
-            fe.push.subscribe(url, events, teams, lease)?;
-            Ok(Value::structure([
-                ("callback_url", Value::from(url)),
-                ("lease_seconds", Value::Int(lease.as_secs() as i64)),
-            ]))
-        });
+    add(&mut m, &fe, "scoreboard.subscribe", |fe, p, _| async move {
+        p.expect_count(3, 4)?;
+        let url: &str = p.arg(0, "callback_url")?;
+        let (events, teams) = fe.follow_sets(p.arg(1, "events")?, p.arg(2, "teams")?)?;
+        let lease = lease_from(p.opt_arg(3, "lease_seconds")?);
+        fe.push.subscribe(url, events, teams, lease)?;
+        Ok(Value::structure([
+            ("callback_url", Value::from(url)),
+            ("lease_seconds", Value::Int(lease.as_secs() as i64)),
+        ]))
+    });
     add(
         &mut m,
         &fe,
         "scoreboard.unsubscribe",
-        &["boolean", "string"],
-        "unsubscribe(callback_url): ends a subscription; false if there was none.",
         |fe, p, _| async move {
             p.expect_count(1, 1)?;
             Ok(Value::Bool(fe.push.unsubscribe(p.arg(0, "callback_url")?)))
         },
     );
-    add(&mut m, &fe, "scoreboard.history", &["array", "string", "string"],
-        "history(kind, name): the updates of a team's tally (kind \"tally\") or an event's score (\"score\"), oldest first, each with version, timestamp and vector clock.",
-        |fe, p, _| async move {
-            p.expect_count(2, 2)?;
-            let kind: &str = p.arg(0, "kind")?;
-            let name: &str = p.arg(1, "name")?;
-            let roster = fe.roster()?;
-            let key = match kind {
-                "tally" => tally_key(roster.team(name)?),
-                "score" => score_key(roster.event(name)?),
-                _ => return Err(Fault::invalid_params("argument 1 (kind) must be \"tally\" or \"score\"")),
-            };
-            let changes = fe.db.history(&key, 1000).await?;
-            Ok(Value::Array(changes.iter().map(|c| c.to_value()).collect()))
-        });
-    add(
-        &mut m,
-        &fe,
-        "podium.health",
+    add(&mut m, &fe, "scoreboard.history", |fe, p, _| async move {
+        p.expect_count(2, 2)?;
+        let kind: &str = p.arg(0, "kind")?;
+        let name: &str = p.arg(1, "name")?;
+        let roster = fe.roster()?;
+        let key = match kind {
+            "tally" => tally_key(roster.team(name)?),
+            "score" => score_key(roster.event(name)?),
+            _ => {
+                return Err(Fault::invalid_params(
+                    "argument 1 (kind) must be \"tally\" or \"score\"",
+                ))
+            }
+        };
+        let changes = fe.db.history(&key, 1000).await?;
+        Ok(Value::Array(changes.iter().map(|c| c.to_value()).collect()))
+    });
+    m.add(
+        crate::api::HEALTH_METHOD,
         &["struct"],
-        "Liveness of this front-end: {ok, cached, subscribers, clock}.",
-        |fe, p, _| async move {
-            p.expect_count(0, 0)?;
-            Ok(Value::structure([
-                ("ok", Value::Bool(fe.roster.borrow().is_some())),
-                ("cached", Value::Int(fe.cache.len() as i64)),
-                ("subscribers", Value::Int(fe.push.len() as i64)),
-                ("clock", Value::Double(fe.clock.now_secs())),
-            ]))
+        "Readiness of this front-end: {ok, cached, subscribers, clock}.",
+        move |p, _| {
+            let fe = fe.clone();
+            async move {
+                p.expect_count(0, 0)?;
+                Ok(Value::structure([
+                    ("ok", Value::Bool(fe.roster.borrow().is_some())),
+                    ("cached", Value::Int(fe.cache.len() as i64)),
+                    ("subscribers", Value::Int(fe.push.len() as i64)),
+                    ("clock", Value::Double(fe.clock.now_secs())),
+                ]))
+            }
         },
     );
     m
