@@ -8,6 +8,7 @@
 //! - [`frontend`]: `podium-frontend`, the coherent cache, the public API and push.
 //! - [`api`]: the public API table front-ends serve and the balancer forwards.
 //! - [`balancer`]: `podium-balancer`, random choice among healthy front-ends.
+//! - [`feeder`], [`tablet`]: the publishing and the following clients.
 //! - [`secret`], [`clock`]: secrets handling and the cluster clock.
 //! - [`cli`]: what every binary does alike at its edge (logging, runtime, signals).
 #![deny(missing_debug_implementations)]
@@ -17,8 +18,10 @@ pub mod balancer;
 pub mod cli;
 pub mod clock;
 pub mod db;
+pub mod feeder;
 pub mod frontend;
 pub mod rpc;
 pub mod scoreboard;
 pub mod secret;
 pub mod store;
+pub mod tablet;
