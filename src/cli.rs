@@ -161,3 +161,85 @@ pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::Tc
     announce_listening(bound);
     Ok(listener)
 }
+
+/// Membership of the election group and its timings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ElectionArgs {
+    /// Another member of the election group, `UID=HOST:PORT` (or `UID=URL`); repeat for each.
+    #[arg(long = "peer", value_parser = parse_peer)]
+    pub peers: Vec<(u32, String)>,
+    /// Host of front-end uid 1 (port 8002), as the old system named it.
+    #[arg(long)]
+    pub xhost: Option<String>,
+    /// Host of front-end uid 2 (port 8003), as the old system named it.
+    #[arg(long)]
+    pub yhost: Option<String>,
+    /// Host of a third member, uid 3 (port 8004).
+    #[arg(long)]
+    pub zhost: Option<String>,
+    /// Milliseconds between heartbeats to the coordinator.
+    #[arg(long, default_value_t = crate::election::driver::DEFAULT_HEARTBEAT_INTERVAL_MS)]
+    pub heartbeat_interval_ms: u64,
+    /// Milliseconds without an answer after which the coordinator is presumed dead.
+    #[arg(long, default_value_t = crate::election::driver::DEFAULT_HEARTBEAT_TIMEOUT_MS)]
+    pub heartbeat_timeout_ms: u64,
+    /// Milliseconds between Berkeley clock-sync rounds (run by the coordinator).
+    #[arg(long, default_value_t = crate::election::driver::DEFAULT_SYNC_INTERVAL_MS)]
+    pub sync_interval_ms: u64,
+}
+
+fn parse_peer(s: &str) -> Result<(u32, String), String> {
+    let (uid, addr) = s.split_once('=').ok_or("expected UID=HOST:PORT")?;
+    let uid = uid.trim().parse().map_err(|_| format!("bad uid {uid:?}"))?;
+    let url = if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}/")
+    };
+    Ok((uid, url))
+}
+
+impl ElectionArgs {
+    /// The election config of member `uid`; `dbhost` is the db's host (uid 0)
+    /// when the binary has the old flag.
+    ///
+    /// # Errors
+    /// Invalid timings or membership.
+    pub fn to_config(
+        &self,
+        uid: u32,
+        dbhost: Option<&str>,
+        secret: crate::secret::Secret,
+        clock: crate::clock::ClusterClock,
+        vclock: crate::election::vclock::SharedClock,
+    ) -> anyhow::Result<crate::election::driver::ElectionConfig> {
+        let mut peers = std::collections::BTreeMap::new();
+        let old = [
+            (0, dbhost, 8000),
+            (1, self.xhost.as_deref(), 8002),
+            (2, self.yhost.as_deref(), 8003),
+            (3, self.zhost.as_deref(), 8004),
+        ];
+        for (peer_uid, host, port) in old {
+            if let Some(host) = host {
+                peers.insert(peer_uid, format!("http://{host}:{port}/"));
+            }
+        }
+        for (peer_uid, url) in &self.peers {
+            peers.insert(*peer_uid, url.clone());
+        }
+        peers.remove(&uid);
+        let config = crate::election::driver::ElectionConfig {
+            uid,
+            peers,
+            heartbeat_interval: std::time::Duration::from_millis(self.heartbeat_interval_ms),
+            heartbeat_timeout: std::time::Duration::from_millis(self.heartbeat_timeout_ms),
+            sync_interval: std::time::Duration::from_millis(self.sync_interval_ms),
+            secret,
+            clock,
+            vclock,
+        };
+        config.validate().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
+}

@@ -1,9 +1,10 @@
 //! The cluster clock: this machine's clock plus an offset agreed with the
-//! time server. It never runs backwards, whatever the local clock or the
-//! offset do.
+//! time server. Adjustments are slewed, not stepped: the offset moves toward
+//! its target at most [`SLEW_RATE`] seconds per second, so the clock never
+//! jumps and, as the rate is below 1, never runs backwards.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Microseconds since the Unix epoch by the local clock.
@@ -20,10 +21,29 @@ pub struct ClusterClock {
     inner: Arc<Inner>,
 }
 
+/// How fast the offset may change: half a second per second, so a 2 s
+/// correction takes 4 s and the clock still advances at half speed or more.
+pub const SLEW_RATE: f64 = 0.5;
+
+/// An offset on its way from `base_us` (at local time `since_us`) to `target_us`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Slew {
+    base_us: i64,
+    target_us: i64,
+    since_us: i64,
+}
+
+impl Slew {
+    fn offset_at(&self, local_us: i64) -> i64 {
+        let room = ((local_us - self.since_us).max(0) as f64 * SLEW_RATE) as i64;
+        self.base_us + (self.target_us - self.base_us).clamp(-room, room)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    /// Added to the local clock, in microseconds.
-    offset_us: AtomicI64,
+    /// Added to the local clock, in microseconds, slewing toward its target.
+    slew: Mutex<Slew>,
     /// The last reading handed out; readings never go below it.
     last_us: AtomicI64,
     /// Test-only skew of the "local" clock, in microseconds.
@@ -47,15 +67,30 @@ impl ClusterClock {
         local_micros() + self.inner.skew_us.load(Ordering::Relaxed)
     }
 
-    /// Current offset from the local clock, microseconds.
-    pub fn offset_us(&self) -> i64 {
-        self.inner.offset_us.load(Ordering::Relaxed)
+    fn slew(&self) -> std::sync::MutexGuard<'_, Slew> {
+        self.inner.slew.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sets the offset. Readings stay monotonic: after a backward adjustment
-    /// the clock holds still until real time catches up.
-    pub fn set_offset_us(&self, offset: i64) {
-        self.inner.offset_us.store(offset, Ordering::Relaxed);
+    /// Current offset from the local clock, microseconds.
+    pub fn offset_us(&self) -> i64 {
+        self.slew().offset_at(self.local_us())
+    }
+
+    /// The offset the clock is slewing toward, microseconds.
+    pub fn target_offset_us(&self) -> i64 {
+        self.slew().target_us
+    }
+
+    /// Moves the clock by `delta_us` (from where it is now), gradually.
+    pub fn adjust_us(&self, delta_us: i64) {
+        let local = self.local_us();
+        let mut slew = self.slew();
+        let current = slew.offset_at(local);
+        *slew = Slew {
+            base_us: current,
+            target_us: current.saturating_add(delta_us),
+            since_us: local,
+        };
     }
 
     /// Cluster time now, microseconds since the epoch; never less than any
@@ -77,14 +112,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn never_runs_backwards() {
+    fn adjustments_slew_and_never_run_backwards() {
+        let slew = Slew {
+            base_us: 0,
+            target_us: -2_000_000,
+            since_us: 1_000_000,
+        };
+        assert_eq!(slew.offset_at(1_000_000), 0);
+        assert_eq!(slew.offset_at(2_000_000), -500_000);
+        assert_eq!(slew.offset_at(6_000_000), -2_000_000);
+        assert_eq!(slew.offset_at(60_000_000), -2_000_000);
+        // Local time + offset keeps advancing while slewing backwards.
+        let mut last = i64::MIN;
+        for t in (1_000_000..6_000_000).step_by(1_000) {
+            let cluster = t + slew.offset_at(t);
+            assert!(cluster >= last);
+            last = cluster;
+        }
         let c = ClusterClock::new();
         let a = c.now_us();
-        c.set_offset_us(-10_000_000);
-        let b = c.now_us();
-        assert!(b >= a);
-        c.set_offset_us(0);
-        assert!(c.now_us() >= b);
+        c.adjust_us(-10_000_000);
+        assert!(c.now_us() >= a);
+        assert_eq!(c.target_offset_us(), -10_000_000);
         let skewed = ClusterClock::with_skew_ms(2000);
         assert!(skewed.local_us() - local_micros() > 1_900_000);
     }

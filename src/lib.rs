@@ -18,6 +18,7 @@ pub mod balancer;
 pub mod cli;
 pub mod clock;
 pub mod db;
+pub mod election;
 pub mod feeder;
 pub mod frontend;
 pub mod rpc;

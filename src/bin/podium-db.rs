@@ -5,9 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
-use podium::cli::{self, ClusterSecretArgs, ServerArgs};
+use podium::cli::{self, ClusterSecretArgs, ElectionArgs, ServerArgs};
 use podium::clock::ClusterClock;
 use podium::db::{DbConfig, DbServer, DEFAULT_DB_FILE, DEFAULT_PORT};
+use podium::election::driver::Node;
+use podium::election::vclock::SharedClock;
 
 /// Podium database server: owns the SQLite file, orders every write, serves
 /// the change feed. All its methods need the cluster secret.
@@ -33,6 +35,8 @@ struct Args {
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     clock_skew_ms: i64,
     #[command(flatten)]
+    election: ElectionArgs,
+    #[command(flatten)]
     secret: ClusterSecretArgs,
     #[command(flatten)]
     server: ServerArgs,
@@ -41,21 +45,40 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
+    let secret = args.secret.load().context("reading the cluster secret")?;
+    let clock = ClusterClock::with_skew_ms(args.clock_skew_ms);
+    let vclock = SharedClock::new(args.uid as usize);
+    let election = args
+        .election
+        .to_config(
+            args.uid,
+            None,
+            secret.clone(),
+            clock.clone(),
+            vclock.clone(),
+        )
+        .context("election settings")?;
     let config = DbConfig {
         db_file: args.db_file.clone(),
-        cluster_secret: args.secret.load().context("reading the cluster secret")?,
+        cluster_secret: secret,
         server: args.server.to_config()?,
-        clock: ClusterClock::with_skew_ms(args.clock_skew_ms),
+        clock,
+        vclock,
     };
     let runtime = cli::runtime(args.server.workers).context("starting the runtime")?;
     runtime.block_on(async {
         let db = DbServer::open(config)
             .with_context(|| format!("opening {}", args.db_file.display()))?;
+        let node = Node::new(election).map_err(anyhow::Error::msg)?;
         let listener =
             cli::bind(cli::bind_addr(args.host, args.run_locally, args.port), "db").await?;
-        let methods = db.methods();
-        db.serve(listener, methods, cli::shutdown_signal())
-            .await
-            .context("serving")
+        let mut methods = db.methods();
+        node.add_methods(&mut methods);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let driver = tokio::spawn(node.run(stopped));
+        let served = db.serve(listener, methods, cli::shutdown_signal()).await;
+        let _ = stop.send(true);
+        let _ = driver.await;
+        served.context("serving")
     })
 }

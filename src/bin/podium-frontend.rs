@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use podium::cli::{self, ClusterSecretArgs, ServerArgs};
+use podium::cli::{self, ClusterSecretArgs, ElectionArgs, ServerArgs};
 use podium::clock::ClusterClock;
+use podium::election::driver::Node;
+use podium::election::vclock::SharedClock;
 use podium::frontend::{
     CacheMode, FrontendConfig, DEFAULT_CACHE_TTL_SECS, DEFAULT_DB_TIMEOUT_MS, DEFAULT_PORTS,
     DEFAULT_PULL_INTERVAL_MS,
@@ -63,6 +65,8 @@ struct Args {
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     clock_skew_ms: i64,
     #[command(flatten)]
+    election: ElectionArgs,
+    #[command(flatten)]
     secret: ClusterSecretArgs,
     #[command(flatten)]
     server: ServerArgs,
@@ -83,9 +87,26 @@ fn main() -> anyhow::Result<()> {
     } else {
         DEFAULT_PORTS[1]
     });
+    let secret = args.secret.load().context("reading the cluster secret")?;
+    let clock = ClusterClock::with_skew_ms(args.clock_skew_ms);
+    let vclock = SharedClock::new(args.uid as usize);
+    // The db is a member too (uid 0): from --dbhost, or from --db's URL.
+    let mut election_args = args.election.clone();
+    if !election_args.peers.iter().any(|(uid, _)| *uid == 0) && args.dbhost.is_none() {
+        election_args.peers.push((0, db_url.clone()));
+    }
+    let election = election_args
+        .to_config(
+            args.uid,
+            args.dbhost.as_deref(),
+            secret.clone(),
+            clock.clone(),
+            vclock.clone(),
+        )
+        .context("election settings")?;
     let config = FrontendConfig {
         db_url,
-        cluster_secret: args.secret.load().context("reading the cluster secret")?,
+        cluster_secret: secret,
         feeder_password: Secret::load(
             FEEDER_PASSWORD_ENV,
             args.password_file.as_deref(),
@@ -102,7 +123,8 @@ fn main() -> anyhow::Result<()> {
         cache_capacity: args.cache_capacity,
         db_timeout: Duration::from_millis(args.db_timeout_ms),
         server: args.server.to_config()?,
-        clock: ClusterClock::with_skew_ms(args.clock_skew_ms),
+        clock,
+        vclock,
     };
     config
         .validate()
@@ -115,8 +137,18 @@ fn main() -> anyhow::Result<()> {
             "front-end",
         )
         .await?;
-        podium::frontend::run(listener, config, |_| {}, cli::shutdown_signal())
-            .await
-            .context("serving")
+        let node = Node::new(election).map_err(anyhow::Error::msg)?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let driver = tokio::spawn(node.clone().run(stopped));
+        let served = podium::frontend::run(
+            listener,
+            config,
+            |m| node.add_methods(m),
+            cli::shutdown_signal(),
+        )
+        .await;
+        let _ = stop.send(true);
+        let _ = driver.await;
+        served.context("serving")
     })
 }

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::info;
 
 use crate::clock::ClusterClock;
+use crate::election::vclock::SharedClock;
 use crate::rpc::fault::{self, Fault};
 use crate::rpc::{CallContext, Methods, Params, ServerConfig, Value};
 use crate::scoreboard::{check_score, Medal, Roster, Score, Tally};
@@ -46,6 +47,8 @@ pub struct DbConfig {
     pub server: ServerConfig,
     /// Timestamps of updates come from it.
     pub clock: ClusterClock,
+    /// This process's vector clock; stored with every update.
+    pub vclock: SharedClock,
 }
 
 /// What readers see: current values and the recent change log.
@@ -100,6 +103,7 @@ struct Db {
     writer: mpsc::Sender<Job>,
     secret: Secret,
     clock: ClusterClock,
+    vclock: SharedClock,
 }
 
 /// An opened database, ready to serve.
@@ -158,9 +162,13 @@ impl DbServer {
                 writer,
                 secret: config.cluster_secret,
                 clock: config.clock,
+                vclock: config.vclock.clone(),
             }),
             writer_thread,
-            server: config.server,
+            server: ServerConfig {
+                vclock: Some(config.vclock),
+                ..config.server
+            },
         })
     }
 
@@ -394,15 +402,20 @@ async fn write(db: &Db, p: &Params, op: WriteOp) -> Result<Value, Fault> {
             }
         })
         .transpose()?;
-    let vclock = p
+    let sent = p
         .opt_arg::<&[Value]>(3, "vector_clock")?
         .unwrap_or(&[])
         .iter()
         .map(|v| {
-            v.as_i64()
-                .ok_or_else(|| Fault::invalid_params("vector clock entries must be ints"))
+            v.as_i64().filter(|c| *c >= 0).ok_or_else(|| {
+                Fault::invalid_params("vector clock entries must be non-negative ints")
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // The server already merged the caller's piggybacked clock and ticked
+    // ours for this request; an explicit argument is merged as well.
+    db.vclock.merge(&sent);
+    let vclock = db.vclock.snapshot().as_slice().to_vec();
     let request = WriteRequest {
         op,
         request_id,

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::clock::ClusterClock;
 use crate::db::wire::{DbClient, WriteReply};
+use crate::election::vclock::SharedClock;
 use crate::rpc::fault::{self, Fault};
 use crate::rpc::{CallContext, Client, ClientConfig, Methods, Params, ServerConfig, Value};
 use crate::scoreboard::{self, check_score, score_key, tally_key, Medal, Roster};
@@ -67,6 +68,8 @@ pub struct FrontendConfig {
     pub db_timeout: Duration,
     pub server: ServerConfig,
     pub clock: ClusterClock,
+    /// This process's vector clock, piggybacked on every call to the db.
+    pub vclock: SharedClock,
 }
 
 impl FrontendConfig {
@@ -125,6 +128,7 @@ pub async fn run(
     let client_config = |timeout| ClientConfig {
         timeout,
         secret: Some(config.cluster_secret.expose()),
+        vclock: Some(config.vclock.clone()),
         ..ClientConfig::default()
     };
     let db = DbClient::new(
@@ -161,7 +165,11 @@ pub async fn run(
     info!(mode = ?config.cache_mode, db = %config.db_url, "front-end starting");
     let mut methods = public_methods(fe);
     extra(&mut methods);
-    let result = crate::rpc::serve(listener, methods, config.server, shutdown).await;
+    let server = ServerConfig {
+        vclock: Some(config.vclock.clone()),
+        ..config.server
+    };
+    let result = crate::rpc::serve(listener, methods, server, shutdown).await;
     let _ = stop_tx.send(true);
     let _ = follower.await;
     result

@@ -16,8 +16,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::codec::{self, EncodeError, Limits, ParseError};
 use super::fault::Fault;
 use super::http::{gunzip, read_body, BodyError};
-use super::server::SECRET_HEADER;
+use super::server::{SECRET_HEADER, VCLOCK_HEADER};
 use super::value::Value;
+use crate::election::vclock::{SharedClock, VectorClock};
 
 /// Default for [`ClientConfig::timeout`].
 pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 5_000;
@@ -45,6 +46,9 @@ pub struct ClientConfig {
     pub pool_max_idle: usize,
     /// Sent as `X-Podium-Secret`, which internal methods require.
     pub secret: Option<Arc<str>>,
+    /// This process's vector clock: ticked and sent with every call, merged
+    /// from every reply.
+    pub vclock: Option<SharedClock>,
 }
 
 impl Default for ClientConfig {
@@ -56,6 +60,7 @@ impl Default for ClientConfig {
             pool_idle_timeout: Duration::from_millis(DEFAULT_POOL_IDLE_TIMEOUT_MS),
             pool_max_idle: 64,
             secret: None,
+            vclock: None,
         }
     }
 }
@@ -69,6 +74,7 @@ impl fmt::Debug for ClientConfig {
             .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("pool_max_idle", &self.pool_max_idle)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("vclock", &self.vclock.as_ref().map(SharedClock::uid))
             .finish()
     }
 }
@@ -224,6 +230,11 @@ impl Client {
         for (name, value) in headers {
             req.headers_mut().insert(*name, value.clone());
         }
+        if let Some(clock) = &self.config.vclock {
+            if let Ok(v) = HeaderValue::from_str(&clock.send().to_header()) {
+                req.headers_mut().insert(VCLOCK_HEADER, v);
+            }
+        }
         let resp = self.http.request(req).await.map_err(|e| {
             if e.is_connect() {
                 ClientError::Connect(error_chain(&e))
@@ -233,6 +244,16 @@ impl Client {
         })?;
         if resp.status() != StatusCode::OK {
             return Err(ClientError::Status(resp.status()));
+        }
+        if let Some(clock) = &self.config.vclock {
+            let remote = resp
+                .headers()
+                .get(VCLOCK_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(VectorClock::from_header);
+            if let Some(remote) = remote {
+                clock.merge(&remote);
+            }
         }
         let gzipped = resp
             .headers()

@@ -24,6 +24,7 @@ use super::codec::{self, Limits};
 use super::fault::Fault;
 use super::http::{accepts_gzip, gunzip, gzip, read_body, BodyError};
 use super::methods::{CallContext, Methods};
+use crate::election::vclock::{SharedClock, VectorClock};
 
 /// Default for [`ServerConfig::max_body_bytes`]: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
@@ -39,8 +40,13 @@ pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 /// Replies at least this long are gzipped for clients that accept it (the
 /// threshold Python's own server uses).
 pub const GZIP_MIN_BYTES: usize = 1400;
+/// Largest request head (request line and headers); longer ones get 431.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Header name that carries the cluster secret on internal calls.
 pub const SECRET_HEADER: &str = "x-podium-secret";
+/// Header name that carries the sender's vector clock on internal calls and
+/// their replies (`1,0,3`).
+pub const VCLOCK_HEADER: &str = "x-podium-vclock";
 /// Header name that carries a write's request id (see [`CallContext`]).
 pub const REQUEST_ID_HEADER: &str = "x-podium-request-id";
 /// Longest request id accepted; longer ones are ignored.
@@ -65,6 +71,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// XML limits.
     pub limits: Limits,
+    /// This process's vector clock: ticked for every request handled, merged
+    /// from the request's `X-Podium-Vclock` and sent back on the reply.
+    pub vclock: Option<SharedClock>,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +85,7 @@ impl Default for ServerConfig {
             body_read_timeout: Duration::from_millis(DEFAULT_BODY_READ_TIMEOUT_MS),
             shutdown_grace: Duration::from_millis(DEFAULT_SHUTDOWN_GRACE_MS),
             limits: Limits::default(),
+            vclock: None,
         }
     }
 }
@@ -106,7 +116,11 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(shared.config.header_read_timeout)
         .keep_alive(true)
-        .max_buf_size(64 * 1024);
+        .max_buf_size(MAX_HEADER_BYTES)
+        // max_buf_size alone is not a header limit: hyper reads into all the
+        // spare capacity of its buffer, which can be several times larger,
+        // so a 100 KB head got through. This makes it exact (431 past it).
+        .max_header_size(MAX_HEADER_BYTES);
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -218,6 +232,13 @@ async fn respond(req: Request<Incoming>, shared: &Shared, peer: SocketAddr) -> R
         }
     };
     let wants_gzip = accepts_gzip(headers.get(header::ACCEPT_ENCODING));
+    let vclock = config.vclock.as_ref().map(|clock| {
+        let remote = headers
+            .get(VCLOCK_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(VectorClock::from_header);
+        clock.receive(remote.as_deref())
+    });
     let secret = headers
         .get(SECRET_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -272,7 +293,13 @@ async fn respond(req: Request<Incoming>, shared: &Shared, peer: SocketAddr) -> R
         forwarded_for,
     };
     let xml = dispatch(&shared.methods, &body, config.limits, ctx).await;
-    xml_reply(xml, wants_gzip)
+    let mut reply = xml_reply(xml, wants_gzip);
+    if let (Some(clock), Some(_)) = (&config.vclock, vclock) {
+        if let Ok(v) = HeaderValue::from_str(&clock.snapshot().to_header()) {
+            reply.headers_mut().insert(VCLOCK_HEADER, v);
+        }
+    }
+    reply
 }
 
 /// Decodes, runs and encodes one call. Every failure becomes a fault reply.

@@ -203,7 +203,9 @@ impl DateTime {
         let (date, time) = s.split_once('T').ok_or_else(err)?;
         let date: String = match date.len() {
             8 => date.to_owned(),
-            10 if date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-' => date.replace('-', ""),
+            10 if date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-' => {
+                format!("{}{}{}", &date[0..4], &date[5..7], &date[8..10])
+            }
             _ => return Err(err()),
         };
         let tb = time.as_bytes();
@@ -270,6 +272,8 @@ mod tests {
             "20240101T00:00:00+01:00",
             "２０２４0101T00:00:00",
             "123é567T00:00:00",
+            "202--02-29T23:59:60Z",
+            "2024-0--29T23:59:60",
         ] {
             assert!(DateTime::parse(bad).is_err(), "{bad:?} accepted");
         }

@@ -1,0 +1,587 @@
+//! The Bully election with terms, as pure state: it takes the time and a
+//! message (or a tick) and returns what to send. No I/O, no clock, no
+//! randomness; [`super::driver`] does the sending.
+//!
+//! Every election carries a term. A member's term only grows; a message from
+//! a newer term demotes a coordinator of an older one, and an announcement
+//! from an older term is refused (the refusal carries the newer term, which
+//! demotes the sender). A candidate only ever runs in terms congruent to its
+//! own uid modulo the group size (see [`Bully::next_term`]), so no two members
+//! can run in, let alone win, the same term, even when messages are lost.
+//!
+//! Every call is a request with a reply: `Election` is answered with
+//! `Answer` (the reply itself), `Coordinator` with an acceptance, `Heartbeat`
+//! with the replier's view.
+
+/// Timings of the election, milliseconds.
+#[derive(Debug, Clone)]
+pub struct BullyConfig {
+    pub uid: u32,
+    /// Every other member's uid.
+    pub peers: Vec<u32>,
+    /// Members heartbeat the coordinator this often; the coordinator
+    /// re-announces itself as often. Default 500.
+    pub heartbeat_interval_ms: u64,
+    /// A coordinator not heard from for this long is presumed dead.
+    /// Default 1500.
+    pub heartbeat_timeout_ms: u64,
+    /// How long a candidate waits for an answer from a higher uid.
+    pub answer_timeout_ms: u64,
+    /// How long a candidate that was answered waits for the announcement
+    /// before starting over.
+    pub announce_timeout_ms: u64,
+}
+
+impl BullyConfig {
+    /// The defaults of DESIGN.md for `uid` among `peers`.
+    pub fn new(uid: u32, peers: Vec<u32>) -> Self {
+        BullyConfig {
+            uid,
+            peers,
+            heartbeat_interval_ms: 500,
+            heartbeat_timeout_ms: 1500,
+            answer_timeout_ms: 300,
+            announce_timeout_ms: 1000,
+        }
+    }
+}
+
+/// What a member is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Member,
+    /// Sent `Election` to the higher uids and waits.
+    Candidate,
+    Coordinator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Candidate => "candidate",
+            Role::Coordinator => "coordinator",
+        }
+    }
+}
+
+/// A request from one member to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message {
+    Election { term: u64 },
+    Coordinator { term: u64 },
+    Heartbeat { term: u64 },
+}
+
+/// Something to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Send {
+    pub to: u32,
+    pub message: Message,
+}
+
+/// Something worth telling the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    ElectionStarted { term: u64, reason: &'static str },
+    Elected { term: u64 },
+    Following { coordinator: u32, term: u64 },
+    SteppedDown { term: u64 },
+}
+
+/// The output of one step.
+#[derive(Debug, Default, PartialEq)]
+pub struct Output {
+    pub sends: Vec<Send>,
+    pub notes: Vec<Note>,
+}
+
+/// The reply to any request: the replier's view, plus whether it answered an
+/// election or accepted an announcement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    pub term: u64,
+    pub coordinator: Option<u32>,
+    /// For `Election`: the replier is alive and higher ("Answer"). For
+    /// `Coordinator`: the announcement was accepted. For `Heartbeat`: the
+    /// replier is the coordinator.
+    pub ok: bool,
+}
+
+/// One member's election state.
+#[derive(Debug, Clone)]
+pub struct Bully {
+    cfg: BullyConfig,
+    role: Role,
+    term: u64,
+    coordinator: Option<u32>,
+    /// When the coordinator last proved alive (members).
+    last_heard_ms: u64,
+    /// When to heartbeat (members) or re-announce (coordinator) next.
+    next_beat_ms: u64,
+    /// When the current election started, and whether a higher uid answered.
+    election: Option<(u64, bool)>,
+}
+
+impl Bully {
+    /// A member that knows no coordinator yet: its first tick starts an
+    /// election, which is also how a returning higher uid takes over.
+    pub fn new(cfg: BullyConfig) -> Self {
+        Bully {
+            cfg,
+            role: Role::Member,
+            term: 0,
+            coordinator: None,
+            last_heard_ms: 0,
+            next_beat_ms: 0,
+            election: None,
+        }
+    }
+
+    pub fn uid(&self) -> u32 {
+        self.cfg.uid
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+    pub fn coordinator(&self) -> Option<u32> {
+        self.coordinator
+    }
+    pub fn is_coordinator(&self) -> bool {
+        self.role == Role::Coordinator
+    }
+
+    fn reply(&self, ok: bool) -> Reply {
+        Reply {
+            term: self.term,
+            coordinator: self.coordinator,
+            ok,
+        }
+    }
+
+    /// Adopts a newer term; a coordinator of an older term steps down.
+    fn observe_term(&mut self, term: u64, out: &mut Output) {
+        if term > self.term {
+            self.term = term;
+            if self.role == Role::Coordinator {
+                self.role = Role::Member;
+                self.coordinator = None;
+                out.notes.push(Note::SteppedDown { term });
+            }
+        }
+    }
+
+    /// The smallest term above ours that belongs to this uid: terms are
+    /// dealt out round-robin by uid, so two candidates never share one.
+    fn next_term(&self) -> u64 {
+        let stride = u64::from(
+            self.cfg
+                .peers
+                .iter()
+                .copied()
+                .chain([self.cfg.uid])
+                .max()
+                .unwrap_or(0),
+        ) + 1;
+        let base = self.term + 1;
+        let uid = u64::from(self.cfg.uid);
+        base + (uid + stride - base % stride) % stride
+    }
+
+    fn start_election(&mut self, now: u64, reason: &'static str, out: &mut Output) {
+        self.term = self.next_term();
+        self.role = Role::Candidate;
+        self.coordinator = None;
+        self.election = Some((now, false));
+        out.notes.push(Note::ElectionStarted {
+            term: self.term,
+            reason,
+        });
+        let higher: Vec<u32> = self
+            .cfg
+            .peers
+            .iter()
+            .copied()
+            .filter(|p| *p > self.cfg.uid)
+            .collect();
+        if higher.is_empty() {
+            self.become_coordinator(now, out);
+            return;
+        }
+        for to in higher {
+            out.sends.push(Send {
+                to,
+                message: Message::Election { term: self.term },
+            });
+        }
+    }
+
+    fn become_coordinator(&mut self, now: u64, out: &mut Output) {
+        self.role = Role::Coordinator;
+        self.coordinator = Some(self.cfg.uid);
+        self.election = None;
+        self.next_beat_ms = now + self.cfg.heartbeat_interval_ms;
+        out.notes.push(Note::Elected { term: self.term });
+        self.announce(out);
+    }
+
+    fn announce(&self, out: &mut Output) {
+        for &to in &self.cfg.peers {
+            out.sends.push(Send {
+                to,
+                message: Message::Coordinator { term: self.term },
+            });
+        }
+    }
+
+    fn follow(&mut self, now: u64, coordinator: u32, out: &mut Output) {
+        if self.coordinator != Some(coordinator) || self.role != Role::Member {
+            out.notes.push(Note::Following {
+                coordinator,
+                term: self.term,
+            });
+        }
+        self.role = Role::Member;
+        self.coordinator = Some(coordinator);
+        self.election = None;
+        self.last_heard_ms = now;
+        self.next_beat_ms = now + self.cfg.heartbeat_interval_ms;
+    }
+
+    /// Time passed: timeouts, heartbeats, re-announcements.
+    pub fn tick(&mut self, now: u64) -> Output {
+        let mut out = Output::default();
+        match (self.role, self.election) {
+            (Role::Candidate, Some((started, answered))) => {
+                if !answered && now >= started + self.cfg.answer_timeout_ms {
+                    self.become_coordinator(now, &mut out);
+                } else if answered
+                    && now >= started + self.cfg.answer_timeout_ms + self.cfg.announce_timeout_ms
+                {
+                    self.start_election(now, "no coordinator announced", &mut out);
+                }
+            }
+            (Role::Candidate, None) => {
+                self.start_election(now, "candidate without election", &mut out)
+            }
+            (Role::Coordinator, _) => {
+                if now >= self.next_beat_ms {
+                    self.next_beat_ms = now + self.cfg.heartbeat_interval_ms;
+                    self.announce(&mut out);
+                }
+            }
+            (Role::Member, _) => match self.coordinator {
+                None => self.start_election(now, "no coordinator known", &mut out),
+                Some(_)
+                    if now.saturating_sub(self.last_heard_ms) > self.cfg.heartbeat_timeout_ms =>
+                {
+                    self.start_election(now, "coordinator stopped answering", &mut out)
+                }
+                Some(c) => {
+                    if now >= self.next_beat_ms {
+                        self.next_beat_ms = now + self.cfg.heartbeat_interval_ms;
+                        out.sends.push(Send {
+                            to: c,
+                            message: Message::Heartbeat { term: self.term },
+                        });
+                    }
+                }
+            },
+        }
+        out
+    }
+
+    /// A request arrived; returns the reply and what to do besides.
+    pub fn on_message(&mut self, now: u64, from: u32, message: Message) -> (Reply, Output) {
+        let mut out = Output::default();
+        let reply = match message {
+            Message::Election { term } => {
+                self.observe_term(term, &mut out);
+                if from < self.cfg.uid {
+                    match self.role {
+                        // Already in charge: tell the asker directly.
+                        Role::Coordinator => out.sends.push(Send {
+                            to: from,
+                            message: Message::Coordinator { term: self.term },
+                        }),
+                        Role::Candidate => {}
+                        Role::Member => {
+                            self.start_election(now, "a lower uid started an election", &mut out)
+                        }
+                    }
+                    self.reply(true)
+                } else {
+                    self.reply(false)
+                }
+            }
+            Message::Coordinator { term } => {
+                if term < self.term
+                    || (term == self.term && self.is_coordinator() && from < self.cfg.uid)
+                {
+                    // An older term, or a lower uid in ours: refuse; our reply
+                    // carries our term, which demotes the sender.
+                    if !self.is_coordinator() && from < self.cfg.uid {
+                        self.start_election(now, "a lower uid claims to coordinate", &mut out);
+                    }
+                    self.reply(false)
+                } else {
+                    self.observe_term(term, &mut out);
+                    if from < self.cfg.uid {
+                        // We are alive and higher: bully it.
+                        self.start_election(now, "a lower uid claims to coordinate", &mut out);
+                        self.reply(false)
+                    } else {
+                        self.follow(now, from, &mut out);
+                        self.reply(true)
+                    }
+                }
+            }
+            Message::Heartbeat { term } => {
+                self.observe_term(term, &mut out);
+                self.reply(self.is_coordinator())
+            }
+        };
+        (reply, out)
+    }
+
+    /// The reply to a request we sent.
+    pub fn on_reply(&mut self, now: u64, from: u32, sent: Message, reply: Reply) -> Output {
+        let mut out = Output::default();
+        self.observe_term(reply.term, &mut out);
+        match sent {
+            Message::Election { .. } => {
+                if reply.ok && from > self.cfg.uid {
+                    if let (Role::Candidate, Some((started, _))) = (self.role, self.election) {
+                        self.election = Some((started, true));
+                    }
+                }
+            }
+            Message::Heartbeat { .. } => {
+                if self.role == Role::Member && self.coordinator == Some(from) {
+                    if reply.ok {
+                        self.last_heard_ms = now;
+                    } else {
+                        self.start_election(now, "the coordinator says it is not", &mut out);
+                    }
+                }
+            }
+            Message::Coordinator { .. } => {}
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Elections on a simulated network that can drop messages, cut links
+    //! and freeze nodes.
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use std::collections::{BTreeMap, HashSet};
+
+    struct Net {
+        nodes: BTreeMap<u32, Bully>,
+        /// Dead or frozen nodes neither tick nor answer.
+        down: HashSet<u32>,
+        /// Cut links, both directions.
+        cut: HashSet<(u32, u32)>,
+        drop_rate: f64,
+        rng: rand::rngs::StdRng,
+        now: u64,
+    }
+
+    impl Net {
+        fn new(uids: &[u32]) -> Net {
+            let nodes = uids
+                .iter()
+                .map(|&u| {
+                    let peers = uids.iter().copied().filter(|p| *p != u).collect();
+                    (u, Bully::new(BullyConfig::new(u, peers)))
+                })
+                .collect();
+            Net {
+                nodes,
+                down: HashSet::new(),
+                cut: HashSet::new(),
+                drop_rate: 0.0,
+                rng: rand::rngs::StdRng::seed_from_u64(42),
+                now: 0,
+            }
+        }
+
+        fn reachable(&mut self, a: u32, b: u32) -> bool {
+            !self.down.contains(&b)
+                && !self.cut.contains(&(a, b))
+                && !self.cut.contains(&(b, a))
+                && !self.rng.gen_bool(self.drop_rate)
+        }
+
+        /// Delivers sends breadth-first; each is a request with a reply.
+        fn deliver(&mut self, from: u32, out: Output) {
+            let mut queue: Vec<(u32, Send)> = out.sends.into_iter().map(|s| (from, s)).collect();
+            let mut budget = 10_000;
+            while let Some((src, send)) = queue.pop() {
+                budget -= 1;
+                assert!(budget > 0, "message storm");
+                if !self.reachable(src, send.to) {
+                    continue;
+                }
+                let now = self.now;
+                let (reply, extra) =
+                    self.nodes
+                        .get_mut(&send.to)
+                        .unwrap()
+                        .on_message(now, src, send.message);
+                queue.extend(extra.sends.into_iter().map(|s| (send.to, s)));
+                if self.reachable(send.to, src) && !self.down.contains(&src) {
+                    let more = self.nodes.get_mut(&src).unwrap().on_reply(
+                        now,
+                        send.to,
+                        send.message,
+                        reply,
+                    );
+                    queue.extend(more.sends.into_iter().map(|s| (src, s)));
+                }
+            }
+        }
+
+        fn step(&mut self, ms: u64) {
+            self.now += ms;
+            let uids: Vec<u32> = self.nodes.keys().copied().collect();
+            for u in uids {
+                if self.down.contains(&u) {
+                    continue;
+                }
+                let now = self.now;
+                let out = self.nodes.get_mut(&u).unwrap().tick(now);
+                self.deliver(u, out);
+            }
+            self.check_one_coordinator_per_term();
+        }
+
+        fn run(&mut self, ms: u64) {
+            for _ in 0..ms / 50 {
+                self.step(50);
+            }
+        }
+
+        /// Safety: among nodes that are up, no term has two coordinators.
+        fn check_one_coordinator_per_term(&self) {
+            let mut seen = BTreeMap::new();
+            for (u, n) in &self.nodes {
+                if n.is_coordinator() && !self.down.contains(u) {
+                    if let Some(other) = seen.insert(n.term(), *u) {
+                        panic!("uids {other} and {u} both coordinate term {}", n.term());
+                    }
+                }
+            }
+        }
+
+        /// Every live node agrees on one coordinator and one term.
+        fn agreement(&self) -> Option<(u32, u64)> {
+            let live: Vec<&Bully> = self
+                .nodes
+                .iter()
+                .filter(|(u, _)| !self.down.contains(u))
+                .map(|(_, n)| n)
+                .collect();
+            let first = live[0];
+            let c = first.coordinator()?;
+            let agreed = live.iter().all(|n| {
+                n.coordinator() == Some(c)
+                    && n.term() == first.term()
+                    && n.role() != Role::Candidate
+            });
+            agreed.then_some((c, first.term()))
+        }
+    }
+
+    #[test]
+    fn terms_belong_to_one_uid_each() {
+        let mut b = Bully::new(BullyConfig::new(1, vec![0, 2]));
+        for term in [0, 1, 2, 3, 4, 5] {
+            b.term = term;
+            let next = b.next_term();
+            assert!(
+                next > term && next % 3 == 1 && next <= term + 3,
+                "{term} -> {next}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_highest_live_uid_wins_and_everyone_agrees() {
+        let mut net = Net::new(&[0, 1, 2]);
+        net.run(2_000);
+        let (c, _) = net.agreement().expect("agreement");
+        assert_eq!(c, 2);
+    }
+
+    #[test]
+    fn a_dead_coordinator_is_replaced_with_a_newer_term() {
+        let mut net = Net::new(&[0, 1, 2, 3]);
+        net.run(2_000);
+        let (_, term) = net.agreement().unwrap();
+        net.down.insert(3);
+        net.run(3_000);
+        let (c, new_term) = net.agreement().expect("agreement after failover");
+        assert_eq!(c, 2);
+        assert!(new_term > term);
+    }
+
+    #[test]
+    fn a_returning_higher_uid_takes_over() {
+        let mut net = Net::new(&[0, 1, 2]);
+        net.down.insert(2);
+        net.run(2_000);
+        assert_eq!(net.agreement().unwrap().0, 1);
+        // It comes back with fresh state, as a restarted process does.
+        let peers = vec![0, 1];
+        net.nodes.insert(2, Bully::new(BullyConfig::new(2, peers)));
+        net.down.remove(&2);
+        net.run(2_000);
+        assert_eq!(net.agreement().unwrap().0, 2);
+    }
+
+    #[test]
+    fn a_frozen_coordinator_that_resumes_does_not_leave_two() {
+        let mut net = Net::new(&[0, 1, 2]);
+        net.run(2_000);
+        let (_, t1) = net.agreement().unwrap();
+        // Frozen: keeps its state (still believes it coordinates term t1).
+        net.down.insert(2);
+        net.run(3_000);
+        let (c, t2) = net.agreement().unwrap();
+        assert_eq!(c, 1);
+        assert!(t2 > t1);
+        net.down.remove(&2);
+        net.run(3_000);
+        let (c, t3) = net.agreement().expect("agreement after resume");
+        assert_eq!(c, 2);
+        assert!(t3 > t2);
+    }
+
+    #[test]
+    fn a_cut_link_heals_into_one_coordinator() {
+        let mut net = Net::new(&[0, 1, 2]);
+        net.run(2_000);
+        net.cut.insert((0, 2));
+        net.run(4_000);
+        net.cut.clear();
+        net.run(4_000);
+        assert_eq!(net.agreement().expect("agreement after heal").0, 2);
+    }
+
+    #[test]
+    fn lossy_network_still_converges_and_never_doubles_a_term() {
+        let mut net = Net::new(&[0, 1, 2, 3, 4]);
+        net.drop_rate = 0.2;
+        net.run(10_000);
+        net.drop_rate = 0.0;
+        net.run(4_000);
+        assert_eq!(net.agreement().expect("agreement").0, 4);
+    }
+}
