@@ -9,6 +9,10 @@
 #   feeder        simulated games through the balancer
 #   tablets       :8005 (push) and :8006 (push)
 #
+# The db and the front-ends form the election group: the highest live uid
+# (front-end 2) coordinates and runs Berkeley clock sync. Watch it with
+# scripts/cluster-status.sh; stop front-end 2 and front-end 1 takes over.
+#
 # In a terminal with tmux, each process gets a pane; Ctrl-C in the first
 # pane stops them all. Otherwise they run in the background with logs in
 # logs/NAME.log (each line prefixed), and Ctrl-C stops them all.
@@ -41,11 +45,14 @@ cs="--cluster-secret-file $secrets/cluster-secret"
 
 [ -f scores.db ] || cp scores.db.example scores.db
 
+# The db and both front-ends form the election group (uids 0, 1, 2).
+peers="--peer 0=127.0.0.1:8000 --peer 1=127.0.0.1:8002 --peer 2=127.0.0.1:8003"
+
 names=(db frontend1 frontend2 balancer feeder tablet1 tablet2)
 cmds=(
-  "$bin/podium-db --port 8000 --db-file scores.db --uid 0 $cs"
-  "$bin/podium-frontend --uid 1 --port 8002 -c --db http://127.0.0.1:8000/ $cs $pw"
-  "$bin/podium-frontend --uid 2 --port 8003 --cache push --db http://127.0.0.1:8000/ $cs $pw"
+  "$bin/podium-db --port 8000 --db-file scores.db --uid 0 $peers $cs"
+  "$bin/podium-frontend --uid 1 --port 8002 -c --db http://127.0.0.1:8000/ $peers $cs $pw"
+  "$bin/podium-frontend --uid 2 --port 8003 --cache push --db http://127.0.0.1:8000/ $peers $cs $pw"
   "$bin/podium-balancer --port 8001 --frontend http://127.0.0.1:8002/ --frontend http://127.0.0.1:8003/ $cs"
   "$bin/podium-feeder --server http://127.0.0.1:8001/ $pw simulate --rate 1"
   "$bin/podium-tablet --server http://127.0.0.1:8001/ --mode push --port 8005"
@@ -87,6 +94,7 @@ done
 echo "Demo running: balancer at http://127.0.0.1:8001/ . Try:"
 echo "  python3 -c \"import xmlrpc.client as x; print(x.ServerProxy('http://127.0.0.1:8001').get_medal_tally('Gaul', 1))\""
 echo "  tail -f logs/tablet1.log"
+echo "  scripts/cluster-status.sh      # election, term, clock offsets, vector clocks"
 echo "Ctrl-C stops every process."
 if [ -n "${PODIUM_DEMO_SECONDS:-}" ]; then
   sleep "$PODIUM_DEMO_SECONDS"

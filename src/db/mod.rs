@@ -21,7 +21,7 @@ use tracing::info;
 use crate::clock::ClusterClock;
 use crate::election::vclock::SharedClock;
 use crate::rpc::fault::{self, Fault};
-use crate::rpc::{CallContext, Methods, Params, ServerConfig, Value};
+use crate::rpc::{Methods, Params, ServerConfig, Value};
 use crate::scoreboard::{check_score, Medal, Roster, Score, Tally};
 use crate::secret::Secret;
 use crate::store::{Change, Entry, SqliteStore, Store, StoreError, WriteOp, WriteRequest};
@@ -104,6 +104,9 @@ struct Db {
     secret: Secret,
     clock: ClusterClock,
     vclock: SharedClock,
+    /// Turns true at shutdown, so long polls answer at once instead of
+    /// holding the graceful shutdown for their whole wait.
+    closing: watch::Sender<bool>,
 }
 
 /// An opened database, ready to serve.
@@ -163,6 +166,7 @@ impl DbServer {
                 secret: config.cluster_secret,
                 clock: config.clock,
                 vclock: config.vclock.clone(),
+                closing: watch::channel(false).0,
             }),
             writer_thread,
             server: ServerConfig {
@@ -193,8 +197,13 @@ impl DbServer {
             writer_thread,
             server,
         } = self;
+        let closing = db.closing.clone();
         drop(db);
         let grace = server.shutdown_grace;
+        let shutdown = async move {
+            shutdown.await;
+            closing.send_replace(true);
+        };
         let result = crate::rpc::serve(listener, methods, server, shutdown).await;
         // The method table held the last handles on the writer's channel; now
         // that it is gone the writer drains its queue and exits.
@@ -205,16 +214,6 @@ impl DbServer {
             tracing::warn!("writer still busy at exit; acknowledged writes are already durable");
         }
         result
-    }
-}
-
-fn require_secret(db: &Db, ctx: &CallContext) -> Result<(), Fault> {
-    match &ctx.secret {
-        Some(given) if db.secret.matches(given) => Ok(()),
-        _ => Err(Fault::new(
-            fault::UNAUTHORIZED,
-            "internal method: the cluster secret is required",
-        )),
     }
 }
 
@@ -236,7 +235,7 @@ fn internal<F, Fut>(
         let db = db.clone();
         let f = f.clone();
         async move {
-            require_secret(&db, &ctx)?;
+            db.secret.admit(&ctx)?;
             f(db, params).await
         }
     });
@@ -438,8 +437,12 @@ async fn write(db: &Db, p: &Params, op: WriteOp) -> Result<Value, Fault> {
 async fn changes(db: &Db, after: i64, wait_ms: i64) -> Result<ChangeBatch, Fault> {
     if wait_ms > 0 {
         let mut rx = db.state.latest_tx.subscribe();
+        let mut closing = db.closing.subscribe();
         let wait = Duration::from_millis(wait_ms as u64);
-        let _ = tokio::time::timeout(wait, rx.wait_for(|latest| *latest != after)).await;
+        tokio::select! {
+            _ = tokio::time::timeout(wait, rx.wait_for(|latest| *latest != after)) => {}
+            _ = closing.wait_for(|c| *c) => {}
+        }
     }
     let epoch = db.state.epoch.clone();
     let from_memory = {

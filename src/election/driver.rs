@@ -461,13 +461,8 @@ fn internal<F, Fut>(
         let node = node.clone();
         let f = f.clone();
         async move {
-            match &ctx.secret {
-                Some(given) if node.cfg.secret.matches(given) => f(node, p).await,
-                _ => Err(Fault::new(
-                    fault::UNAUTHORIZED,
-                    "internal method: the cluster secret is required",
-                )),
-            }
+            node.cfg.secret.admit(&ctx)?;
+            f(node, p).await
         }
     });
 }
