@@ -5,7 +5,9 @@
 //! epoch (the db restarted) or a reset (a gap) empties the cache. While the
 //! db cannot be reached the cache is kept: every write goes through the db,
 //! so nothing can change behind a cached value until the db is back, and
-//! then the follower either catches up from V or, on a new epoch, empties it.
+//! then the follower either catches up from V or, on a new epoch, empties it
+//! (and still pushes what the db committed after V). Its first poll after
+//! losing the db never waits, so a new epoch is seen as soon as the db is back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +40,11 @@ pub(crate) async fn follow(
     let mut backoff = Duration::from_millis(MIN_BACKOFF_MS);
     // (epoch, last version applied), once known.
     let mut position: Option<(String, i64)> = None;
+    // After the feed was lost, the next poll must not wait: if the db came
+    // back as a new run (new epoch) with nothing newer than our position, a
+    // long poll would only tell us at its next write or after LONG_POLL_MS,
+    // serving pre-restart values meanwhile.
+    let mut reconnecting = false;
     loop {
         if *stop.borrow() {
             return;
@@ -53,8 +60,8 @@ pub(crate) async fn follow(
                 return Ok::<_, crate::rpc::Fault>(((epoch, batch.latest), true));
             };
             let wait = match mode {
-                CacheMode::Push => LONG_POLL_MS,
-                CacheMode::Pull => 0,
+                CacheMode::Push if !reconnecting => LONG_POLL_MS,
+                CacheMode::Push | CacheMode::Pull => 0,
             };
             let batch = db.changes(*after, wait).await?;
             if batch.epoch != *epoch || batch.reset {
@@ -63,7 +70,12 @@ pub(crate) async fn follow(
                 // Roster may have changed with the restart.
                 let (roster, _) = db.roster().await?;
                 roster_tx.send_replace(Some(Arc::new(roster)));
-                return Ok(((batch.epoch, batch.latest), true));
+                if batch.reset {
+                    return Ok(((batch.epoch, batch.latest), true));
+                }
+                // A restarted db that still has our position: what it
+                // committed since (writes made before we reconnected) is
+                // still news for tablets, so go on as for any batch.
             }
             let mut last = *after;
             for change in &batch.changes {
@@ -81,6 +93,7 @@ pub(crate) async fn follow(
         match outcome {
             Ok((next, again_now)) => {
                 position = Some(next);
+                reconnecting = false;
                 backoff = Duration::from_millis(MIN_BACKOFF_MS);
                 if mode == CacheMode::Pull && !again_now {
                     tokio::select! {
@@ -91,6 +104,7 @@ pub(crate) async fn follow(
             }
             Err(fault) => {
                 warn!(error = %fault, retry_in = ?backoff, "change feed unavailable");
+                reconnecting = true;
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = stop.changed() => return,
