@@ -147,9 +147,15 @@ impl Methods {
             params.expect_count(1, 1)?;
             let calls: &[Value] = params.arg(0, "calls")?;
             let mut results = Vec::with_capacity(calls.len());
-            for entry in calls {
+            for (i, entry) in calls.iter().enumerate() {
+                // One request id for the whole multicall would make every
+                // write after the first look like a retry of it.
+                let mut entry_ctx = ctx.clone();
+                if let Some(id) = &ctx.request_id {
+                    entry_ctx.request_id = Some(Arc::from(format!("{id}#{i}")));
+                }
                 let result = match multicall_entry(entry) {
-                    Ok(call) => self.call_one(call, ctx.clone()).await,
+                    Ok(call) => self.call_one(call, entry_ctx).await,
                     Err(fault) => Err(fault),
                 };
                 results.push(match result {
@@ -415,6 +421,41 @@ mod tests {
         );
         let missing = m.call(call("nope", vec![]), CallContext::default()).await;
         assert_eq!(missing.unwrap_err().code, METHOD_NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn multicall_entries_get_distinct_request_ids() {
+        let mut m = Methods::new();
+        m.add(
+            "rid",
+            &["string"],
+            "The request id seen.",
+            |_, ctx: CallContext| async move {
+                Ok(Value::from(ctx.request_id.as_deref().unwrap_or("")))
+            },
+        );
+        let entry = Value::structure([("methodName", Value::from("rid"))]);
+        let ctx = CallContext {
+            request_id: Some(Arc::from("abc")),
+            ..CallContext::default()
+        };
+        let out = m
+            .call(
+                call(
+                    "system.multicall",
+                    vec![Value::Array(vec![entry.clone(), entry])],
+                ),
+                ctx,
+            )
+            .await
+            .unwrap();
+        let ids: Vec<&Value> = out
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r.as_array().unwrap()[0])
+            .collect();
+        assert_eq!(ids, [&Value::from("abc#0"), &Value::from("abc#1")]);
     }
 
     #[tokio::test]
