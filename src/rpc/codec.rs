@@ -884,6 +884,29 @@ mod tests {
     }
 
     #[test]
+    fn extra_dashes_in_a_datetime_are_refused_not_a_panic() {
+        // Regression: fuzzing (parse_response) found this input panicking in
+        // DateTime::parse on an out-of-range slice (fixed in value.rs).
+        let doc = b"<?\"?>\n<methodResponse><params><param><value><dateTime.iso8601>202--02-29T23:59:60Z</dateTime.iso8601>";
+        assert!(parse_response(doc, Limits::default()).is_err());
+        for text in [
+            "202--02-29T23:59:60Z",
+            "2024-0--29T23:59:60",
+            "2024-02--9T00:00:00",
+        ] {
+            let xml = format!("<value><dateTime.iso8601>{text}</dateTime.iso8601></value>");
+            let err = one_param(&xml).expect_err(text);
+            assert!(!err.is_xml_level(), "{text}: {err}");
+        }
+        assert_eq!(
+            one_param("<value><dateTime.iso8601>2024-02-29T23:59:60Z</dateTime.iso8601></value>"),
+            Ok(Value::DateTime(
+                DateTime::new(2024, 2, 29, 23, 59, 60).unwrap()
+            ))
+        );
+    }
+
+    #[test]
     fn writer_refuses_what_xml_cannot_carry() {
         assert_eq!(
             write_response(&Value::from("a\u{1}")),
