@@ -480,12 +480,9 @@ proptest! {
 
 /// Inputs that are not well-formed XML (XML 1.0 §2, §3) but that
 /// `parse_call` accepts, or refuses as invalid XML-RPC (-32600) instead of
-/// as not well-formed (-32700). Reported to the codec's owner; run with
-/// `cargo test --test codec_props -- --ignored` to see which still fail.
-/// When the codec is fixed, drop the `#[ignore]`.
+/// as not well-formed (-32700).
 #[test]
-#[ignore = "known codec bug: quick-xml is lenient and these are not refused as XML errors"]
-fn known_codec_bugs_not_well_formed_xml_is_a_parse_error() {
+fn not_well_formed_xml_is_a_parse_error() {
     let echo = |inner: &str| {
         format!("<methodCall><methodName>echo</methodName><params><param><value>{inner}</value></param></params></methodCall>")
     };

@@ -28,6 +28,10 @@ use super::value::{is_xml_char, DateTime, Struct, Value};
 /// Default for [`Limits::max_depth`]: how deep values may nest.
 pub const DEFAULT_MAX_DEPTH: usize = 64;
 
+/// Starting size of a written message: typical replies fit without growing,
+/// and an allocation this small costs the same as a smaller one.
+const INITIAL_BUFFER_BYTES: usize = 1024;
+
 /// Deepest value the writer will emit; values this deep can only be built in
 /// code, never parsed, so hitting it is a bug the caller hears about.
 const MAX_WRITE_DEPTH: usize = 512;
@@ -181,6 +185,21 @@ impl Frame {
     }
 }
 
+/// XML's `Name` production, for the ASCII range (non-ASCII name
+/// characters are let through: the element is refused later as unknown).
+fn is_xml_name(name: &[u8]) -> bool {
+    let start = |b: u8| b.is_ascii_alphabetic() || b == b'_' || b == b':' || b >= 0x80;
+    match name.split_first() {
+        Some((&first, rest)) => {
+            start(first)
+                && rest
+                    .iter()
+                    .all(|&b| start(b) || b.is_ascii_digit() || b == b'-' || b == b'.')
+        }
+        None => false,
+    }
+}
+
 fn is_xml_space(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
@@ -199,7 +218,7 @@ fn parse(bytes: &[u8], limits: Limits, root: Root) -> Result<Message, ParseError
     let mut reader = Reader::from_str(text);
     let config = reader.config_mut();
     config.trim_text(false);
-    config.check_end_names = true;
+    config.enable_all_checks(true);
     config.expand_empty_elements = false;
     let mut parser = Parser {
         stack: Vec::with_capacity(16),
@@ -208,10 +227,12 @@ fn parse(bytes: &[u8], limits: Limits, root: Root) -> Result<Message, ParseError
         root,
         done: None,
     };
+    let mut first = true;
     loop {
         let event = reader
             .read_event()
             .map_err(|e| ParseError::Xml(e.to_string()))?;
+        let at_start = std::mem::replace(&mut first, false);
         match event {
             Event::Start(start) => parser.open(&start)?,
             Event::Empty(start) => {
@@ -223,6 +244,9 @@ fn parse(bytes: &[u8], limits: Limits, root: Root) -> Result<Message, ParseError
                 let s = t
                     .xml10_content()
                     .map_err(|e| ParseError::Xml(e.to_string()))?;
+                if s.contains("]]>") {
+                    return Err(ParseError::Xml("\"]]>\" is not allowed in text".into()));
+                }
                 parser.text(&s)?;
             }
             Event::CData(c) => {
@@ -258,6 +282,14 @@ fn parse(bytes: &[u8], limits: Limits, root: Root) -> Result<Message, ParseError
                 }
                 parser.text(c.encode_utf8(&mut [0; 4]))?;
             }
+            Event::Decl(_) if !at_start => {
+                return Err(ParseError::Xml(
+                    "an XML declaration is only allowed at the very start".into(),
+                ))
+            }
+            Event::PI(pi) if pi.target().eq_ignore_ascii_case(b"xml") => {
+                return Err(ParseError::Xml("reserved processing instruction".into()))
+            }
             Event::Decl(decl) => {
                 if let Some(enc) = decl.encoding() {
                     let enc = enc.map_err(|e| ParseError::Xml(e.to_string()))?;
@@ -279,6 +311,18 @@ impl Parser {
     fn open(&mut self, start: &BytesStart<'_>) -> Result<(), ParseError> {
         if self.done.is_some() {
             return Err(ParseError::Xml("content after the root element".into()));
+        }
+        if !is_xml_name(start.name().as_ref()) {
+            let shown = String::from_utf8_lossy(start.name().as_ref())
+                .chars()
+                .take(64)
+                .collect::<String>();
+            return Err(ParseError::Xml(format!("invalid element name {shown:?}")));
+        }
+        // Attributes mean nothing in XML-RPC, but must still be well-formed
+        // (quoted, not repeated).
+        for attr in start.attributes() {
+            attr.map_err(|e| ParseError::Xml(e.to_string()))?;
         }
         let local = start.local_name();
         let name = local.as_ref();
@@ -365,12 +409,14 @@ impl Parser {
                 "character {bad:?} is not allowed in XML"
             )));
         }
+        let outside_root = self.stack.is_empty();
         match self.stack.last_mut().and_then(Frame::text_mut) {
             Some(buf) => {
                 buf.push_str(s);
                 Ok(())
             }
             None if is_xml_space(s) => Ok(()),
+            None if outside_root => Err(ParseError::Xml("text outside the root element".into())),
             None => Err(invalid("unexpected text outside a value")),
         }
     }
@@ -559,7 +605,7 @@ const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::n
 /// # Errors
 /// A string XML cannot carry, a non-finite double, or absurd nesting.
 pub fn write_call(method: &str, params: &[Value]) -> Result<Vec<u8>, EncodeError> {
-    let mut w = Writer::new(Vec::with_capacity(256));
+    let mut w = Writer::new(Vec::with_capacity(INITIAL_BUFFER_BYTES));
     put_raw(&mut w, b"<?xml version=\"1.0\"?>\n<methodCall><methodName>");
     put_text(&mut w, method)?;
     put_raw(&mut w, b"</methodName><params>");
@@ -577,7 +623,7 @@ pub fn write_call(method: &str, params: &[Value]) -> Result<Vec<u8>, EncodeError
 /// # Errors
 /// As [`write_call`].
 pub fn write_response(value: &Value) -> Result<Vec<u8>, EncodeError> {
-    let mut w = Writer::new(Vec::with_capacity(256));
+    let mut w = Writer::new(Vec::with_capacity(INITIAL_BUFFER_BYTES));
     put_raw(
         &mut w,
         b"<?xml version=\"1.0\"?>\n<methodResponse><params><param>",
@@ -697,11 +743,38 @@ fn put_value(w: &mut Writer<Vec<u8>>, value: &Value, depth: usize) -> Result<(),
     Ok(())
 }
 
+/// Nonzero for bytes that need a closer look when writing text: markup
+/// characters, control characters, and 0xEF (which starts U+FFFE/U+FFFF).
+const SPECIAL: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        if b != b'\t' as usize && b != b'\n' as usize {
+            table[b] = 1;
+        }
+        b += 1;
+    }
+    table[b'&' as usize] = 1;
+    table[b'<' as usize] = 1;
+    table[b'>' as usize] = 1;
+    table[b'\r' as usize] = 1;
+    table[0xEF] = 1;
+    table
+};
+
 /// Escapes `&`, `<`, `>` and `\r` (which XML would otherwise turn into `\n`);
 /// refuses characters XML cannot carry at all. Borrows when nothing needs
 /// escaping, which is the common case.
 fn escape_text(s: &str) -> Result<Cow<'_, str>, EncodeError> {
     let bytes = s.as_bytes();
+    // Fast path: one table lookup per byte finds the common plain string.
+    if bytes
+        .iter()
+        .fold(0, |acc, &b| acc | SPECIAL[usize::from(b)])
+        == 0
+    {
+        return Ok(Cow::Borrowed(s));
+    }
     let mut needs_escape = false;
     for (i, &b) in bytes.iter().enumerate() {
         match b {
