@@ -227,6 +227,7 @@ pub async fn run(
                         timeout,
                         connect_timeout: timeout.min(Duration::from_millis(500)),
                         secret: secret.clone(),
+                        accept_gzip: false,
                         pool_max_idle: 256,
                         ..ClientConfig::default()
                     },

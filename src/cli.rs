@@ -80,13 +80,19 @@ pub struct ServerArgs {
     /// Milliseconds allowed for a request's body.
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_BODY_READ_TIMEOUT_MS)]
     pub body_timeout_ms: u64,
-    /// Runtime worker threads; 1 runs everything on one thread, which served
-    /// small requests fastest on the 2-core machines we measured.
-    #[arg(long, default_value_t = 1)]
-    pub workers: usize,
+    /// Runtime worker threads; 1 runs everything on one thread. Default: 1
+    /// (lowest latency on the 2-core machines we measured), but 2 for the
+    /// balancer, which is the throughput bottleneck (see README, Benchmarks).
+    #[arg(long)]
+    pub workers: Option<usize>,
 }
 
 impl ServerArgs {
+    /// Worker threads: the flag, else this binary's default.
+    pub fn workers_or(&self, default: usize) -> usize {
+        self.workers.unwrap_or(default)
+    }
+
     /// # Errors
     /// A limit of zero.
     pub fn to_config(&self) -> anyhow::Result<crate::rpc::ServerConfig> {
@@ -104,7 +110,7 @@ impl ServerArgs {
             "--body-timeout-ms must be positive"
         );
         anyhow::ensure!(
-            (1..=64).contains(&self.workers),
+            self.workers.is_none_or(|w| (1..=64).contains(&w)),
             "--workers must be 1 to 64"
         );
         Ok(crate::rpc::ServerConfig {

@@ -130,7 +130,7 @@ fn main() -> anyhow::Result<()> {
         .validate()
         .map_err(anyhow::Error::msg)
         .context("invalid configuration")?;
-    let runtime = cli::runtime(args.server.workers).context("starting the runtime")?;
+    let runtime = cli::runtime(args.server.workers_or(1)).context("starting the runtime")?;
     runtime.block_on(async {
         let listener = cli::bind(
             cli::bind_addr(args.host, args.run_locally, port),

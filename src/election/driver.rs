@@ -108,6 +108,7 @@ impl Node {
                     connect_timeout: call_timeout,
                     secret: Some(cfg.secret.expose()),
                     vclock: Some(cfg.vclock.clone()),
+                    accept_gzip: false,
                     pool_max_idle: 4,
                     ..ClientConfig::default()
                 },

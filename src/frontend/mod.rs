@@ -129,6 +129,7 @@ pub async fn run(
         timeout,
         secret: Some(config.cluster_secret.expose()),
         vclock: Some(config.vclock.clone()),
+        accept_gzip: false,
         ..ClientConfig::default()
     };
     let db = DbClient::new(
@@ -145,7 +146,7 @@ pub async fn run(
     let fe = Arc::new(Frontend {
         db,
         cache: Cache::new(config.cache_capacity, config.cache_ttl),
-        push: PushHub::default(),
+        push: PushHub::new()?,
         roster: roster_rx,
         password: config.feeder_password.clone(),
         cluster_secret: config.cluster_secret.clone(),

@@ -2,6 +2,11 @@
 //! subscriber has its own worker and bounded queue, so a slow or dead tablet
 //! delays no one else. A tablet that keeps failing is dropped.
 //!
+//! The workers run on a runtime thread of their own: a fan-out to a thousand
+//! tablets then neither queues the front-end's reads and acknowledgements
+//! behind it nor leaves the second core idle. Each change is encoded once,
+//! whatever the number of subscribers.
+//!
 //! Callbacks are the old tablet's methods:
 //! `print_score_for_event(text, time_of_update)` and
 //! `print_medal_tally_for_team(text, time_of_update)`.
@@ -11,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::rpc::fault::{self, Fault};
 use crate::rpc::{Client, ClientConfig, Value};
@@ -31,12 +36,8 @@ pub(crate) const MAX_LEASE_SECS: i64 = 86_400;
 /// Lease of an old-style `register_client`, which never renews.
 pub(crate) const LEGACY_LEASE_SECS: i64 = 3_600;
 
-#[derive(Debug, Clone)]
-struct Push {
-    method: &'static str,
-    text: Arc<str>,
-    time: f64,
-}
+/// One encoded callback, shared by every subscriber that gets it.
+type Push = bytes::Bytes;
 
 struct Subscriber {
     /// Lower-case event and team names followed.
@@ -47,9 +48,63 @@ struct Subscriber {
 }
 
 /// The subscriptions of one front-end. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct PushHub {
     subs: Arc<Mutex<HashMap<String, Subscriber>>>,
+    runtime: Arc<PushRuntime>,
+}
+
+/// The thread the push workers run on; stopped when the hub is dropped.
+struct PushRuntime {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for PushRuntime {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl PushHub {
+    /// Starts the push thread.
+    ///
+    /// # Errors
+    /// The OS refused a thread or an event loop.
+    pub(crate) fn new() -> std::io::Result<PushHub> {
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("podium-push".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => {
+                        let _ = handle_tx.send(Ok(rt.handle().clone()));
+                        rt.block_on(async {
+                            let _ = stop_rx.await;
+                        });
+                    }
+                    Err(e) => {
+                        let _ = handle_tx.send(Err(e));
+                    }
+                }
+            })?;
+        let handle = handle_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("push thread died at start"))??;
+        Ok(PushHub {
+            subs: Arc::default(),
+            runtime: Arc::new(PushRuntime {
+                handle,
+                stop: Some(stop_tx),
+            }),
+        })
+    }
 }
 
 impl std::fmt::Debug for PushHub {
@@ -99,7 +154,7 @@ impl PushHub {
         )
         .map_err(|e| Fault::invalid_params(format!("callback: {e}")))?;
         let (tx, rx) = mpsc::channel(QUEUE_PER_SUBSCRIBER);
-        tokio::spawn(deliver(client, rx));
+        self.runtime.handle.spawn(deliver(client, rx));
         info!(%url, "tablet subscribed");
         subs.insert(
             url.to_owned(),
@@ -136,10 +191,13 @@ impl PushHub {
                 t.to_text(),
             ),
         };
-        let push = Push {
-            method,
-            text: Arc::from(text),
-            time: change.timestamp,
+        let params = [Value::from(text), Value::Double(change.timestamp)];
+        let push: Push = match crate::rpc::codec::write_call(method, &params) {
+            Ok(body) => body.into(),
+            Err(e) => {
+                warn!(error = %e, "cannot encode a push");
+                return;
+            }
         };
         let now = Instant::now();
         let mut subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
@@ -174,8 +232,8 @@ impl PushHub {
 async fn deliver(client: Client, mut rx: mpsc::Receiver<Push>) {
     let mut failures = 0;
     while let Some(push) = rx.recv().await {
-        let params = [Value::from(&*push.text), Value::Double(push.time)];
-        match client.call(push.method, &params).await {
+        // A fault in the reply still means the tablet is there.
+        match client.call_raw(push).await {
             Ok(_) => failures = 0,
             Err(e) => {
                 failures += 1;
