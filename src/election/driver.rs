@@ -272,6 +272,15 @@ impl Node {
             }
         }
         let round = berkeley::round(&readings, MAX_DEVIATION_US, MAX_READING_RTT_US);
+        // Only the coordinator of the current term may move clocks; members
+        // refuse adjustments from an older term (a resumed ex-coordinator).
+        let term = {
+            let b = self.bully();
+            if !b.is_coordinator() {
+                return;
+            }
+            b.term()
+        };
         if !round.outliers.is_empty() {
             info!(outliers = ?round.outliers, "clock readings left out of the average");
         }
@@ -279,7 +288,8 @@ impl Node {
             if uid == self.cfg.uid {
                 apply_adjustment(clock, delta_us);
             } else if let Some((_, client)) = self.peers.get(&uid) {
-                if let Err(e) = client.call("clock.adjust", &[Value::Int(delta_us)]).await {
+                let params = [Value::Int(delta_us), Value::Int(term as i64)];
+                if let Err(e) = client.call("clock.adjust", &params).await {
                     debug!(peer = uid, error = %e, "clock adjustment not delivered");
                 }
             }
@@ -404,11 +414,19 @@ impl Node {
             methods,
             &node,
             "clock.adjust",
-            &["boolean", "int"],
-            "Slews this member's cluster clock by delta_us.",
+            &["boolean", "int", "int"],
+            "Slews this member's cluster clock by delta_us, on behalf of the coordinator of term.",
             |node, p| async move {
-                p.expect_count(1, 1)?;
+                p.expect_count(1, 2)?;
                 let delta: i64 = p.arg(0, "delta_us")?;
+                let term = p.opt_arg::<i64>(1, "term")?.unwrap_or(0);
+                let current = node.bully().term() as i64;
+                if term < current {
+                    return Err(Fault::new(
+                        fault::UNAUTHORIZED,
+                        format!("adjustment from term {term}, but the current term is {current}"),
+                    ));
+                }
                 if delta.abs() > 3_600_000_000 {
                     return Err(Fault::new(
                         fault::INVALID_VALUE,
