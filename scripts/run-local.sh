@@ -71,6 +71,9 @@ if [ -z "${PODIUM_NO_TMUX:-}" ] && command -v tmux >/dev/null 2>&1 && [ -t 0 ] &
   if [ -n "${PODIUM_DEMO_SECONDS:-}" ]; then
     (sleep "$PODIUM_DEMO_SECONDS"; tmux kill-session -t "$session" 2>/dev/null) &
   fi
+  if [ -n "${TMUX:-}" ]; then
+    exec tmux switch-client -t "$session"
+  fi
   exec tmux attach -t "$session"
 fi
 

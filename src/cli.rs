@@ -249,3 +249,38 @@ impl ElectionArgs {
         Ok(config)
     }
 }
+
+/// The server a client binary talks to (normally the balancer), in the new
+/// form (`--server URL`) or the old one (`--serip`/`--serport`, `-l`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    /// Server URL (normally the balancer). Overrides --serip/--serport.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Server address, as the old system named it.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub serip: String,
+    /// Server port, as the old system named it.
+    #[arg(long, default_value_t = crate::balancer::DEFAULT_PORT)]
+    pub serport: u16,
+    /// Use loopback for every address (the old system's flag).
+    #[arg(short = 'l', long = "run_locally", alias = "run-locally")]
+    pub run_locally: bool,
+}
+
+impl TargetArgs {
+    /// The server's URL.
+    pub fn url(&self) -> String {
+        match &self.server {
+            Some(url) => url.clone(),
+            None => {
+                let host = if self.run_locally {
+                    "127.0.0.1"
+                } else {
+                    self.serip.as_str()
+                };
+                format!("http://{host}:{}/", self.serport)
+            }
+        }
+    }
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use podium::cli;
+use podium::cli::{self, TargetArgs};
 use podium::feeder::{parse_updates, Feeder, Update};
 use podium::rpc::{Client, ClientConfig};
 use podium::secret::{Secret, FEEDER_PASSWORD_ENV};
@@ -13,18 +13,8 @@ use podium::secret::{Secret, FEEDER_PASSWORD_ENV};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Server URL (normally the balancer). Overrides --serip/--serport.
-    #[arg(long)]
-    server: Option<String>,
-    /// Server address, as the old system named it.
-    #[arg(long, default_value = "127.0.0.1")]
-    serip: String,
-    /// Server port, as the old system named it.
-    #[arg(long, default_value_t = podium::balancer::DEFAULT_PORT)]
-    serport: u16,
-    /// Use loopback for every address (the old system's flag).
-    #[arg(short = 'l', long = "run_locally", alias = "run-locally")]
-    run_locally: bool,
+    #[command(flatten)]
+    target: TargetArgs,
     /// File holding the feeder password; else $PODIUM_FEEDER_PASSWORD.
     #[arg(long)]
     password_file: Option<PathBuf>,
@@ -67,17 +57,7 @@ fn main() -> std::process::ExitCode {
 fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
-    let url = match &args.server {
-        Some(url) => url.clone(),
-        None => {
-            let host = if args.run_locally {
-                "127.0.0.1"
-            } else {
-                args.serip.as_str()
-            };
-            format!("http://{host}:{}/", args.serport)
-        }
-    };
+    let url = args.target.url();
     let password = Secret::load(
         FEEDER_PASSWORD_ENV,
         args.password_file.as_deref(),

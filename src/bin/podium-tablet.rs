@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
-use podium::cli::{self, ServerArgs};
+use podium::cli::{self, ServerArgs, TargetArgs};
 use podium::rpc::{Client, ClientConfig};
 use podium::scoreboard::Roster;
 use podium::tablet::{self, PushSettings, DEFAULT_LEASE_SECS, DEFAULT_PORT};
@@ -23,18 +23,8 @@ enum Mode {
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Server URL (normally the balancer). Overrides --serip/--serport.
-    #[arg(long)]
-    server: Option<String>,
-    /// Server address, as the old system named it.
-    #[arg(long, default_value = "127.0.0.1")]
-    serip: String,
-    /// Server port, as the old system named it.
-    #[arg(long, default_value_t = podium::balancer::DEFAULT_PORT)]
-    serport: u16,
-    /// Use loopback for every address (the old system's flag).
-    #[arg(short = 'l', long = "run_locally", alias = "run-locally")]
-    run_locally: bool,
+    #[command(flatten)]
+    target: TargetArgs,
     #[arg(long, value_enum, default_value_t = Mode::Push)]
     mode: Mode,
     /// Teams to follow (repeat or comma-separate); default: a random few.
@@ -70,17 +60,7 @@ fn main() -> anyhow::Result<()> {
     cli::init_tracing();
     anyhow::ensure!(args.interval_ms >= 10, "--interval-ms must be at least 10");
     anyhow::ensure!(args.lease_secs >= 5, "--lease-secs must be at least 5");
-    let url = match &args.server {
-        Some(url) => url.clone(),
-        None => {
-            let host = if args.run_locally {
-                "127.0.0.1"
-            } else {
-                args.serip.as_str()
-            };
-            format!("http://{host}:{}/", args.serport)
-        }
-    };
+    let url = args.target.url();
     let server = Client::new(&url, ClientConfig::default()).context("server URL")?;
     let limits = args.server_limits.to_config()?;
     let runtime = cli::runtime(args.server_limits.workers_or(1)).context("starting the runtime")?;
@@ -115,7 +95,7 @@ fn main() -> anyhow::Result<()> {
             }
             Mode::Push => {
                 let listener = cli::bind(
-                    cli::bind_addr(args.host, args.run_locally, args.port),
+                    cli::bind_addr(args.host, args.target.run_locally, args.port),
                     "tablet",
                 )
                 .await?;
