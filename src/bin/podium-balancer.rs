@@ -74,7 +74,17 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or(probe_interval),
         forward_timeout: Duration::from_millis(args.forward_timeout_ms),
         // Optional: without it front-ends rate-limit by the balancer's address.
-        cluster_secret: args.secret.load().ok(),
+        cluster_secret: match args.secret.load() {
+            Ok(secret) => Some(secret),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "no cluster secret: front-ends will see every client as this balancer, \
+                     so failed passwords from one client rate-limit all of them"
+                );
+                None
+            }
+        },
         server: args.server.to_config()?,
     };
     config
