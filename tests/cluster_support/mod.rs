@@ -2,10 +2,9 @@
 //! temporary file, front-ends in either cache mode, a balancer, all on
 //! `127.0.0.1:0`, and a [`Cluster`] that kills them all when dropped.
 //!
-//! Also: a blocking XML-RPC caller ([`Rpc`]) on one shared tokio runtime,
-//! so test threads (and load threads) can call the cluster without being
-//! async themselves, and an old-style Python tablet callback server
-//! ([`CallbackServer`]).
+//! Also: the cluster's defaults and scoreboard calls on the shared blocking
+//! XML-RPC caller (`support::Rpc`, re-exported here as [`Rpc`]), and an
+//! old-style Python tablet callback server ([`CallbackServer`]).
 //!
 //! Use from a test file with `mod support; mod cluster_support;`: this module
 //! builds on `support` (processes, waiting with deadlines), which someone else
@@ -14,11 +13,10 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use podium::db::wire::ChangeBatch;
-use podium::rpc::{Client, ClientConfig, ClientError, Fault, Value};
+use podium::rpc::{ClientError, Value};
 use podium::scoreboard::{Score, Tally};
 use podium::store::Change;
 
@@ -59,26 +57,9 @@ fn envs() -> [(&'static str, &'static str); 2] {
 // Calling the cluster
 // ---------------------------------------------------------------------------
 
-/// One multi-threaded runtime for every [`Rpc`] of the test binary; test
-/// threads `block_on` it, several at once.
-pub fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-    })
-}
+pub use crate::support::Rpc;
 
-/// A blocking XML-RPC client for one URL (pooled keep-alive connections).
-#[derive(Debug, Clone)]
-pub struct Rpc {
-    client: Client,
-    url: String,
-}
-
+/// The cluster's defaults and calls on the shared [`Rpc`].
 impl Rpc {
     /// A client with [`CALL_TIMEOUT`] and no secret: what any public client is.
     pub fn new(url: &str) -> Rpc {
@@ -90,63 +71,16 @@ impl Rpc {
         Rpc::with_config(url, CALL_TIMEOUT, Some(SECRET))
     }
 
-    /// A client with its own deadline and, optionally, a secret.
-    pub fn with_config(url: &str, timeout: Duration, secret: Option<&str>) -> Rpc {
-        let config = ClientConfig {
-            timeout,
-            connect_timeout: timeout.min(Duration::from_secs(5)),
-            secret: secret.map(Into::into),
-            ..ClientConfig::default()
-        };
-        Rpc {
-            client: Client::new(url, config).expect("a valid URL"),
-            url: url.to_owned(),
-        }
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Calls `method`; faults and transport errors come back as errors.
-    pub fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
-        runtime().block_on(self.client.call(method, params))
-    }
-
-    /// Calls `method` and expects a result.
-    ///
-    /// # Panics
-    /// On any error, naming the call.
-    pub fn ok(&self, method: &str, params: &[Value]) -> Value {
-        self.call(method, params)
-            .unwrap_or_else(|e| panic!("{method}{params:?} at {}: {e}", self.url))
-    }
-
-    /// Calls `method` and expects a fault, which it returns.
-    ///
-    /// # Panics
-    /// On a result or a transport error.
-    pub fn fault(&self, method: &str, params: &[Value]) -> Fault {
-        match self.call(method, params) {
-            Err(ClientError::Fault(f)) => f,
-            Ok(v) => panic!(
-                "{method}{params:?} at {}: want a fault, got {v:?}",
-                self.url
-            ),
-            Err(e) => panic!("{method}{params:?} at {}: want a fault, got {e}", self.url),
-        }
-    }
-
     /// `scoreboard.tally(team)`.
     pub fn tally(&self, team: &str) -> Tally {
         Tally::from_value(&self.ok("scoreboard.tally", &[team.into()]))
-            .unwrap_or_else(|f| panic!("scoreboard.tally({team}) at {}: {f}", self.url))
+            .unwrap_or_else(|f| panic!("scoreboard.tally({team}) at {}: {f}", self.url()))
     }
 
     /// `scoreboard.score(event)`.
     pub fn score(&self, event: &str) -> Score {
         Score::from_value(&self.ok("scoreboard.score", &[event.into()]))
-            .unwrap_or_else(|f| panic!("scoreboard.score({event}) at {}: {f}", self.url))
+            .unwrap_or_else(|f| panic!("scoreboard.score({event}) at {}: {f}", self.url()))
     }
 
     /// `scoreboard.medal_table()`, as tallies.

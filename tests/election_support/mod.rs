@@ -18,11 +18,10 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use podium::clock::local_micros;
-use podium::rpc::{Client, ClientConfig, ClientError, Value};
+use podium::rpc::Value;
 
 use crate::support::{wait_for, Process};
 
@@ -61,58 +60,10 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 // Calling members
 // ---------------------------------------------------------------------------
 
-/// One runtime for every blocking call of the process.
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-    })
-}
+pub use crate::support::Rpc;
 
-/// A blocking XML-RPC client of one member (pooled keep-alive connections).
-#[derive(Debug, Clone)]
-pub struct Rpc {
-    client: Client,
-    url: String,
-}
-
+/// Calls on the shared [`Rpc`] that read a member's `cluster.status`.
 impl Rpc {
-    /// A public client (no secret) with [`CALL_TIMEOUT`].
-    pub fn new(url: &str) -> Rpc {
-        Rpc::with_timeout(url, CALL_TIMEOUT)
-    }
-
-    pub fn with_timeout(url: &str, timeout: Duration) -> Rpc {
-        let config = ClientConfig {
-            timeout,
-            connect_timeout: timeout,
-            ..ClientConfig::default()
-        };
-        Rpc {
-            client: Client::new(url, config).expect("a valid URL"),
-            url: url.to_owned(),
-        }
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    pub fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
-        runtime().block_on(self.client.call(method, params))
-    }
-
-    /// # Panics
-    /// On any error, naming the call.
-    pub fn ok(&self, method: &str, params: &[Value]) -> Value {
-        self.call(method, params)
-            .unwrap_or_else(|e| panic!("{method}{params:?} at {}: {e}", self.url))
-    }
-
     /// `cluster.status`, parsed.
     ///
     /// # Errors
@@ -120,7 +71,7 @@ impl Rpc {
     pub fn status(&self) -> Result<Status, String> {
         let v = self
             .call("cluster.status", &[])
-            .map_err(|e| format!("cluster.status at {}: {e}", self.url))?;
+            .map_err(|e| format!("cluster.status at {}: {e}", self.url()))?;
         Status::from_value(&v)
     }
 
@@ -421,7 +372,10 @@ impl Group {
                 dir: tempfile::tempdir().expect("a temporary directory"),
                 rpcs: ports
                     .iter()
-                    .map(|(u, p)| (*u, Rpc::new(&format!("http://127.0.0.1:{p}/"))))
+                    .map(|(u, p)| {
+                        let url = format!("http://127.0.0.1:{p}/");
+                        (*u, Rpc::with_config(&url, CALL_TIMEOUT, None))
+                    })
                     .collect(),
                 procs: uids.iter().map(|u| (*u, None)).collect(),
                 ports,

@@ -1,6 +1,6 @@
 //! Shared helpers for the integration tests: real processes bound to
 //! `127.0.0.1:0`, polling with deadlines instead of sleeps, raw HTTP/1.1 over
-//! a `TcpStream`, and python3 scripts.
+//! a `TcpStream`, python3 scripts, and a blocking XML-RPC client ([`Rpc`]).
 //!
 //! Each test file says `mod support;` and uses what it needs, so a helper may
 //! be unused in one test crate: hence the `dead_code` allowance below.
@@ -20,9 +20,11 @@ use std::io::{self, BufRead as _, BufReader, Read, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use podium::rpc::{Client, ClientConfig, ClientError, Fault, Value};
 
 /// How long a spawned server gets to print `LISTENING <addr>`. Generous:
 /// debug builds start slowly on a loaded two-core machine.
@@ -785,6 +787,84 @@ pub fn wait_for_close(stream: &mut TcpStream, timeout: Duration) -> Option<Durat
                 continue
             }
             Err(_) => return Some(start.elapsed()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Blocking XML-RPC calls
+// ---------------------------------------------------------------------------
+
+/// One multi-threaded runtime for every [`Rpc`] of the test binary; test
+/// threads `block_on` it, several at once.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
+}
+
+/// A blocking XML-RPC client for one URL (pooled keep-alive connections),
+/// so test threads can call a server without being async themselves.
+///
+/// Modules built on this one add their own defaults (a call deadline, a
+/// secret) and domain calls in `impl Rpc` blocks of their own.
+#[derive(Debug, Clone)]
+pub struct Rpc {
+    client: Client,
+    url: String,
+}
+
+impl Rpc {
+    /// A client with deadline `timeout` per call (connecting: at most 5 s of
+    /// it) that sends `secret`, if any, as the cluster secret.
+    pub fn with_config(url: &str, timeout: Duration, secret: Option<&str>) -> Rpc {
+        let config = ClientConfig {
+            timeout,
+            connect_timeout: timeout.min(Duration::from_secs(5)),
+            secret: secret.map(Into::into),
+            ..ClientConfig::default()
+        };
+        Rpc {
+            client: Client::new(url, config).expect("a valid URL"),
+            url: url.to_owned(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Calls `method`; faults and transport errors come back as errors.
+    pub fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
+        runtime().block_on(self.client.call(method, params))
+    }
+
+    /// Calls `method` and expects a result.
+    ///
+    /// # Panics
+    /// On any error, naming the call.
+    pub fn ok(&self, method: &str, params: &[Value]) -> Value {
+        self.call(method, params)
+            .unwrap_or_else(|e| panic!("{method}{params:?} at {}: {e}", self.url))
+    }
+
+    /// Calls `method` and expects a fault, which it returns.
+    ///
+    /// # Panics
+    /// On a result or a transport error.
+    pub fn fault(&self, method: &str, params: &[Value]) -> Fault {
+        match self.call(method, params) {
+            Err(ClientError::Fault(f)) => f,
+            Ok(v) => panic!(
+                "{method}{params:?} at {}: want a fault, got {v:?}",
+                self.url
+            ),
+            Err(e) => panic!("{method}{params:?} at {}: want a fault, got {e}", self.url),
         }
     }
 }
