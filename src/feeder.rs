@@ -94,7 +94,7 @@ impl Feeder {
     ///
     /// # Errors
     /// A fault (wrong password, unknown name) at once; transport failures
-    /// after [`WRITE_ATTEMPTS`] tries with the same request id.
+    /// after `WRITE_ATTEMPTS` tries with the same request id.
     pub async fn apply(&self, update: &Update) -> Result<Value, ClientError> {
         let request_id = format!("feeder-{:032x}", rand::random::<u128>());
         let (method, a, b) = match update {

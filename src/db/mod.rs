@@ -2,7 +2,7 @@
 //! feed front-ends keep their caches coherent with.
 //!
 //! Reads are answered from memory (the whole state is roster-sized); writes
-//! go to the single writer thread ([`writer`]) and are acknowledged once
+//! go to the single writer thread (`writer`) and are acknowledged once
 //! durable. All methods here are internal: they require the cluster secret.
 
 pub mod wire;

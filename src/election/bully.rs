@@ -6,7 +6,7 @@
 //! a newer term demotes a coordinator of an older one, and an announcement
 //! from an older term is refused (the refusal carries the newer term, which
 //! demotes the sender). A candidate only ever runs in terms congruent to its
-//! own uid modulo the group size (see [`Bully::next_term`]), so no two members
+//! own uid modulo the group size (see `Bully::next_term`), so no two members
 //! can run in, let alone win, the same term, even when messages are lost.
 //!
 //! Every call is a request with a reply: `Election` is answered with

@@ -2,7 +2,7 @@
 //! the feeder password, forwards writes to the db, and pushes changes to
 //! subscribed tablets.
 //!
-//! One change-feed follower ([`feed`]) drives both cache coherence and push:
+//! One change-feed follower (`feed`) drives both cache coherence and push:
 //! in `push` mode it keeps a long poll open on the db, in `pull` mode it asks
 //! every `pull_interval`.
 
