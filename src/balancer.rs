@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::api::{MethodSpec, HEALTH_METHOD, PUBLIC_METHODS};
-use crate::rpc::codec::{self, Limits};
+use crate::rpc::codec;
 use crate::rpc::fault::{self, Fault};
 use crate::rpc::server::REQUEST_ID_HEADER;
 use crate::rpc::{CallContext, Client, ClientConfig, ClientError, Methods, ServerConfig, Value};
@@ -108,13 +108,16 @@ impl Balancer {
         choose(&healthy, tried, &mut rand::thread_rng())
     }
 
+    /// Forwards the call and returns the front-end's reply as it came: a
+    /// front-end is a trusted cluster member, so its reply is relayed
+    /// without being decoded and encoded again.
     async fn forward(
         &self,
         method: &str,
         params: Vec<Value>,
         ctx: CallContext,
         is_write: bool,
-    ) -> Result<Value, Fault> {
+    ) -> Result<Bytes, Fault> {
         let body = Bytes::from(
             codec::write_call(method, &params).map_err(|e| Fault::internal(e.to_string()))?,
         );
@@ -141,14 +144,7 @@ impl Balancer {
             tried.push(i);
             let backend = &self.backends[i];
             match backend.client.call_raw_with(body.clone(), &headers).await {
-                Ok(reply) => {
-                    return codec::parse_response(&reply, Limits::default()).map_err(|e| {
-                        Fault::new(
-                            fault::UNAVAILABLE,
-                            format!("front-end sent an invalid reply: {e}"),
-                        )
-                    })?;
-                }
+                Ok(reply) => return Ok(reply),
                 Err(e) => {
                     let why = e.to_string();
                     let retry = matches!(
@@ -256,7 +252,7 @@ pub async fn run(
     } in PUBLIC_METHODS
     {
         let bal = bal.clone();
-        methods.add(name, signature, help, move |params, ctx| {
+        methods.add_encoded(name, signature, help, move |params, ctx| {
             let bal = bal.clone();
             async move { bal.forward(name, params.into_inner(), ctx, is_write).await }
         });

@@ -15,7 +15,17 @@ use super::value::{Struct, Value};
 
 /// What a handler returns.
 pub type HandlerResult = Result<Value, Fault>;
-type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send + 'static>>;
+
+/// A call's result: a value to encode, or a reply already encoded
+/// elsewhere (the balancer relays a front-end's reply as it came).
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Value(Value),
+    /// A complete `methodResponse` body, result or fault.
+    Encoded(bytes::Bytes),
+}
+
+type HandlerFuture = Pin<Box<dyn Future<Output = Result<Reply, Fault>> + Send + 'static>>;
 type Handler = Arc<dyn Fn(Params, CallContext) -> HandlerFuture + Send + Sync>;
 
 /// Where a call came from, for handlers that care (rate limits, the cluster
@@ -109,11 +119,57 @@ impl Methods {
         F: Fn(Params, CallContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
+        let handler = Arc::new(handler);
+        self.insert(
+            name,
+            signature,
+            help,
+            Arc::new(move |p, c| {
+                let reply = handler(p, c);
+                Box::pin(async move { reply.await.map(Reply::Value) })
+            }),
+        )
+    }
+
+    /// Adds a method whose handler returns a complete, already encoded
+    /// `methodResponse`, sent on as it is.
+    ///
+    /// # Panics
+    /// As [`Methods::add`].
+    pub fn add_encoded<F, Fut>(
+        &mut self,
+        name: &str,
+        signature: &[&'static str],
+        help: &'static str,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Fn(Params, CallContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<bytes::Bytes, Fault>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.insert(
+            name,
+            signature,
+            help,
+            Arc::new(move |p, c| {
+                let reply = handler(p, c);
+                Box::pin(async move { reply.await.map(Reply::Encoded) })
+            }),
+        )
+    }
+
+    fn insert(
+        &mut self,
+        name: &str,
+        signature: &[&'static str],
+        help: &'static str,
+        handler: Handler,
+    ) -> &mut Self {
         assert!(
             !SYSTEM_METHODS.iter().any(|(n, _, _)| *n == name),
             "{name} is built in"
         );
-        let handler: Handler = Arc::new(move |p, c| Box::pin(handler(p, c)));
         let table = Arc::get_mut(&mut self.table).expect("methods are added before serving");
         let old = table.insert(
             name.to_owned(),
@@ -140,6 +196,15 @@ impl Methods {
         names
     }
 
+    /// Runs one call and returns its reply, encoded or not: what the
+    /// server sends.
+    pub async fn respond(&self, call: MethodCall, ctx: CallContext) -> Result<Reply, Fault> {
+        if call.method == "system.multicall" {
+            return self.call(call, ctx).await.map(Reply::Value);
+        }
+        self.call_one(call, ctx).await
+    }
+
     /// Runs one call: the table, then the built-ins.
     pub async fn call(&self, call: MethodCall, ctx: CallContext) -> HandlerResult {
         if call.method == "system.multicall" {
@@ -155,7 +220,7 @@ impl Methods {
                     entry_ctx.request_id = Some(Arc::from(format!("{id}#{i}")));
                 }
                 let result = match multicall_entry(entry) {
-                    Ok(call) => self.call_one(call, entry_ctx).await,
+                    Ok(call) => self.call_one(call, entry_ctx).await.and_then(into_value),
                     Err(fault) => Err(fault),
                 };
                 results.push(match result {
@@ -165,14 +230,18 @@ impl Methods {
             }
             return Ok(Value::Array(results));
         }
-        self.call_one(call, ctx).await
+        self.call_one(call, ctx).await.and_then(into_value)
     }
 
     /// Any call but `system.multicall`, which is what keeps multicall from nesting.
-    async fn call_one(&self, call: MethodCall, ctx: CallContext) -> HandlerResult {
+    async fn call_one(&self, call: MethodCall, ctx: CallContext) -> Result<Reply, Fault> {
         if let Some(method) = self.table.get(&call.method) {
             return (method.handler)(Params::new(call.params), ctx).await;
         }
+        self.call_builtin(call).map(Reply::Value)
+    }
+
+    fn call_builtin(&self, call: MethodCall) -> HandlerResult {
         let params = Params::new(call.params);
         match call.method.as_str() {
             "system.listMethods" => {
@@ -215,6 +284,17 @@ impl Methods {
             .find(|(n, _, _)| *n == name)
             .map(|(_, sig, help)| (vec![sig.to_vec()], *help))
             .ok_or_else(|| Fault::method_not_found(name))
+    }
+}
+
+/// The value of a reply, decoding an encoded one (multicall needs values).
+fn into_value(reply: Reply) -> HandlerResult {
+    match reply {
+        Reply::Value(v) => Ok(v),
+        Reply::Encoded(bytes) => {
+            super::codec::parse_response(&bytes, super::codec::Limits::default())
+                .map_err(|e| Fault::internal(format!("relayed reply is invalid: {e}")))?
+        }
     }
 }
 
@@ -421,6 +501,28 @@ mod tests {
         );
         let missing = m.call(call("nope", vec![]), CallContext::default()).await;
         assert_eq!(missing.unwrap_err().code, METHOD_NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn encoded_replies_pass_through_and_decode_inside_multicall() {
+        let mut m = Methods::new();
+        m.add_encoded("relay", &["int"], "A relayed reply.", |_, _| async {
+            let body = crate::rpc::codec::write_response(&Value::Int(7)).unwrap();
+            Ok(bytes::Bytes::from(body))
+        });
+        let direct = m
+            .respond(call("relay", vec![]), CallContext::default())
+            .await;
+        assert!(matches!(direct, Ok(Reply::Encoded(_))));
+        let entry = Value::structure([("methodName", Value::from("relay"))]);
+        let out = m
+            .call(
+                call("system.multicall", vec![Value::Array(vec![entry])]),
+                CallContext::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out, Value::Array(vec![Value::Array(vec![Value::Int(7)])]));
     }
 
     #[tokio::test]

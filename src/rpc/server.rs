@@ -23,7 +23,7 @@ use tracing::{debug, info, warn, Instrument as _};
 use super::codec::{self, Limits};
 use super::fault::Fault;
 use super::http::{accepts_gzip, gunzip, gzip, read_body, BodyError};
-use super::methods::{CallContext, Methods};
+use super::methods::{CallContext, Methods, Reply};
 use crate::election::vclock::{SharedClock, VectorClock};
 
 /// Default for [`ServerConfig::max_body_bytes`]: 1 MiB.
@@ -172,9 +172,9 @@ pub async fn serve(
     Ok(())
 }
 
-type Reply = Response<Full<Bytes>>;
+type HttpReply = Response<Full<Bytes>>;
 
-fn plain(status: StatusCode, text: &'static str) -> Reply {
+fn plain(status: StatusCode, text: &'static str) -> HttpReply {
     let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
     *resp.status_mut() = status;
     resp.headers_mut()
@@ -183,7 +183,7 @@ fn plain(status: StatusCode, text: &'static str) -> Reply {
 }
 
 /// A refusal after which the rest of the request is not worth reading.
-fn closing(status: StatusCode, text: &'static str) -> Reply {
+fn closing(status: StatusCode, text: &'static str) -> HttpReply {
     let mut resp = plain(status, text);
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -194,11 +194,11 @@ async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
     peer: SocketAddr,
-) -> Result<Reply, Infallible> {
+) -> Result<HttpReply, Infallible> {
     Ok(respond(req, &shared, peer).await)
 }
 
-async fn respond(req: Request<Incoming>, shared: &Shared, peer: SocketAddr) -> Reply {
+async fn respond(req: Request<Incoming>, shared: &Shared, peer: SocketAddr) -> HttpReply {
     let config = &shared.config;
     if !matches!(req.uri().path(), "/" | "/RPC2") {
         return plain(
@@ -303,27 +303,28 @@ async fn respond(req: Request<Incoming>, shared: &Shared, peer: SocketAddr) -> R
 }
 
 /// Decodes, runs and encodes one call. Every failure becomes a fault reply.
-async fn dispatch(methods: &Methods, body: &[u8], limits: Limits, ctx: CallContext) -> Vec<u8> {
+async fn dispatch(methods: &Methods, body: &[u8], limits: Limits, ctx: CallContext) -> Bytes {
     let call = match codec::parse_call(body, limits) {
         Ok(call) => call,
         Err(e) => {
             debug!(error = %e, "refused request");
-            return codec::write_fault(&Fault::from(e));
+            return codec::write_fault(&Fault::from(e)).into();
         }
     };
     let span = tracing::debug_span!("rpc", method = %call.method);
     async move {
-        let result = methods.call(call, ctx).await;
-        let encoded = match &result {
-            Ok(value) => codec::write_response(value)
+        let encoded = match methods.respond(call, ctx).await {
+            Ok(Reply::Encoded(bytes)) => Ok(bytes),
+            Ok(Reply::Value(value)) => codec::write_response(&value)
+                .map(Bytes::from)
                 .map_err(|e| Fault::internal(format!("cannot encode the result: {e}"))),
-            Err(fault) => Err(fault.clone()),
+            Err(fault) => Err(fault),
         };
         match encoded {
             Ok(bytes) => bytes,
             Err(fault) => {
                 debug!(code = fault.code, message = %fault.message, "fault");
-                codec::write_fault(&fault)
+                codec::write_fault(&fault).into()
             }
         }
     }
@@ -331,13 +332,13 @@ async fn dispatch(methods: &Methods, body: &[u8], limits: Limits, ctx: CallConte
     .await
 }
 
-fn xml_reply(xml: Vec<u8>, wants_gzip: bool) -> Reply {
+fn xml_reply(xml: Bytes, wants_gzip: bool) -> HttpReply {
     let (body, gzipped) = if wants_gzip && xml.len() >= GZIP_MIN_BYTES {
-        (gzip(&xml), true)
+        (Bytes::from(gzip(&xml)), true)
     } else {
         (xml, false)
     };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Full::new(body));
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
     if gzipped {
