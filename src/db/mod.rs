@@ -252,12 +252,13 @@ fn methods(db: Arc<Db>) -> Methods {
         &db,
         wire::ROSTER,
         &["struct"],
-        "The roster and this db run's epoch.",
+        "The roster, this db run's epoch and its latest version.",
         |db, p| async move {
             p.expect_count(0, 0)?;
             let mut v = db.state.roster.to_value();
             if let Value::Struct(s) = &mut v {
                 s.insert("epoch".into(), Value::from(db.state.epoch.as_str()));
+                s.insert("latest".into(), Value::Int(db.state.read().latest));
             }
             Ok(v)
         },
@@ -320,10 +321,10 @@ fn methods(db: Arc<Db>) -> Methods {
         &mut m,
         &db,
         wire::INCREMENT_MEDAL,
-        &["struct", "string", "string", "string", "array"],
-        "Adds one medal to a team: (team, medal, request_id, vector_clock).",
+        &["struct", "string", "string", "string"],
+        "Adds one medal to a team: (team, medal[, request_id]).",
         |db, p| async move {
-            p.expect_count(2, 4)?;
+            p.expect_count(2, 3)?;
             let team = db.state.roster.team(p.arg(0, "team")?)?.to_owned();
             let medal = Medal::parse(p.arg(1, "medal")?)?;
             write(&db, &p, WriteOp::IncrementMedal { team, medal }).await
@@ -333,10 +334,10 @@ fn methods(db: Arc<Db>) -> Methods {
         &mut m,
         &db,
         wire::SET_SCORE,
-        &["struct", "string", "string", "string", "array"],
-        "Sets an event's score: (event, score, request_id, vector_clock).",
+        &["struct", "string", "string", "string"],
+        "Sets an event's score: (event, score[, request_id]).",
         |db, p| async move {
-            p.expect_count(2, 4)?;
+            p.expect_count(2, 3)?;
             let event = db.state.roster.event(p.arg(0, "event")?)?.to_owned();
             let score: &str = p.arg(1, "score")?;
             check_score(score)?;
@@ -401,19 +402,8 @@ async fn write(db: &Db, p: &Params, op: WriteOp) -> Result<Value, Fault> {
             }
         })
         .transpose()?;
-    let sent = p
-        .opt_arg::<&[Value]>(3, "vector_clock")?
-        .unwrap_or(&[])
-        .iter()
-        .map(|v| {
-            v.as_i64().filter(|c| *c >= 0).ok_or_else(|| {
-                Fault::invalid_params("vector clock entries must be non-negative ints")
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    // The server already merged the caller's piggybacked clock and ticked
-    // ours for this request; an explicit argument is merged as well.
-    db.vclock.merge(&sent);
+    // The server merged the caller's piggybacked clock and ticked ours for
+    // this request: the update carries what this write causally follows.
     let vclock = db.vclock.snapshot().as_slice().to_vec();
     let request = WriteRequest {
         op,

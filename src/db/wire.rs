@@ -32,10 +32,7 @@ impl Change {
             ("key", Value::from(self.entry.key())),
             ("entry", entry),
             ("timestamp", Value::Double(self.timestamp)),
-            (
-                "vector_clock",
-                Value::Array(self.vclock.iter().map(|c| Value::Int(*c)).collect()),
-            ),
+            ("vector_clock", vclock_value(&self.vclock)),
             (
                 "request_id",
                 self.request_id
@@ -128,6 +125,16 @@ impl ChangeBatch {
     }
 }
 
+/// A reply of `db.roster`: the roster, and where the change feed stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RosterReply {
+    pub roster: Roster,
+    /// Identifies this run of the db; it changes when the db restarts.
+    pub epoch: String,
+    /// The db's latest version when it answered: a follower starts there.
+    pub latest: i64,
+}
+
 /// The outcome of a write: the change it made (or made before, for a
 /// repeated request id).
 #[derive(Debug, Clone, PartialEq)]
@@ -190,13 +197,16 @@ impl DbClient {
 
     /// # Errors
     /// As [`db_fault`].
-    pub async fn roster(&self) -> Result<(Roster, String), Fault> {
+    pub async fn roster(&self) -> Result<RosterReply, Fault> {
         let v = self.call(ROSTER, &[]).await?;
-        let epoch = v
+        let s = v
             .as_struct()
-            .map(|s| get_str(s, "epoch"))
-            .ok_or_else(|| Fault::internal("roster reply is not a struct"))??;
-        Ok((Roster::from_value(&v)?, epoch))
+            .ok_or_else(|| Fault::internal("roster reply is not a struct"))?;
+        Ok(RosterReply {
+            roster: Roster::from_value(&v)?,
+            epoch: get_str(s, "epoch")?,
+            latest: get_int(s, "latest")?,
+        })
     }
 
     /// # Errors
@@ -229,14 +239,8 @@ impl DbClient {
         team: &str,
         medal: Medal,
         request_id: &str,
-        vclock: &[i64],
     ) -> Result<WriteReply, Fault> {
-        let params = [
-            team.into(),
-            medal.as_str().into(),
-            request_id.into(),
-            vclock_value(vclock),
-        ];
+        let params = [team.into(), medal.as_str().into(), request_id.into()];
         WriteReply::from_value(&self.call(INCREMENT_MEDAL, &params).await?)
     }
 
@@ -247,14 +251,8 @@ impl DbClient {
         event: &str,
         score: &str,
         request_id: &str,
-        vclock: &[i64],
     ) -> Result<WriteReply, Fault> {
-        let params = [
-            event.into(),
-            score.into(),
-            request_id.into(),
-            vclock_value(vclock),
-        ];
+        let params = [event.into(), score.into(), request_id.into()];
         WriteReply::from_value(&self.call(SET_SCORE, &params).await?)
     }
 
@@ -278,6 +276,7 @@ impl DbClient {
     }
 }
 
+/// A vector clock as an array of ints, indexed by uid.
 pub fn vclock_value(v: &[i64]) -> Value {
     Value::Array(v.iter().map(|c| Value::Int(*c)).collect())
 }

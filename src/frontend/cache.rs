@@ -27,7 +27,7 @@ pub(crate) const TABLE_KEY: &str = "table";
 pub(crate) enum Cached {
     Tally(Tally),
     Score(Score),
-    /// Every team's tally, in roster order.
+    /// Every team's tally, ranked (see [`crate::scoreboard::rank`]).
     Table(Arc<Vec<Tally>>),
 }
 

@@ -51,13 +51,12 @@ pub(crate) async fn follow(
         }
         let step = async {
             let Some((epoch, after)) = &position else {
-                let (roster, epoch) = db.roster().await?;
                 // Start from the db's latest version: nothing cached yet.
-                let batch = db.changes(i64::MAX, 0).await?;
+                let start = db.roster().await?;
                 cache.clear();
-                roster_tx.send_replace(Some(Arc::new(roster)));
-                info!(%epoch, latest = batch.latest, "following the db's change feed");
-                return Ok::<_, crate::rpc::Fault>(((epoch, batch.latest), true));
+                roster_tx.send_replace(Some(Arc::new(start.roster)));
+                info!(epoch = %start.epoch, latest = start.latest, "following the db's change feed");
+                return Ok::<_, crate::rpc::Fault>(((start.epoch, start.latest), true));
             };
             let wait = match mode {
                 CacheMode::Push if !reconnecting => LONG_POLL_MS,
@@ -68,8 +67,7 @@ pub(crate) async fn follow(
                 info!(old = %epoch, new = %batch.epoch, reset = batch.reset, "db restarted or feed gap: emptying the cache");
                 cache.clear();
                 // Roster may have changed with the restart.
-                let (roster, _) = db.roster().await?;
-                roster_tx.send_replace(Some(Arc::new(roster)));
+                roster_tx.send_replace(Some(Arc::new(db.roster().await?.roster)));
                 if batch.reset {
                     return Ok(((batch.epoch, batch.latest), true));
                 }

@@ -269,19 +269,15 @@ impl Frontend {
         }
     }
 
-    async fn medal_table(&self) -> Result<Vec<scoreboard::Tally>, Fault> {
-        match self
-            .cache
-            .get_or_fetch(TABLE_KEY, async {
-                self.db.tallies().await.map(|t| Cached::Table(Arc::new(t)))
-            })
-            .await?
-        {
-            Cached::Table(t) => {
-                let mut t = (*t).clone();
-                scoreboard::rank(&mut t);
-                Ok(t)
-            }
+    /// The medal table, ranked once when fetched, not on every hit.
+    async fn medal_table(&self) -> Result<Arc<Vec<scoreboard::Tally>>, Fault> {
+        let fetch = async {
+            let mut table = self.db.tallies().await?;
+            scoreboard::rank(&mut table);
+            Ok(Cached::Table(Arc::new(table)))
+        };
+        match self.cache.get_or_fetch(TABLE_KEY, fetch).await? {
+            Cached::Table(t) => Ok(t),
             _ => Err(Fault::internal(
                 "cache holds a non-table under the table key",
             )),
@@ -309,7 +305,7 @@ impl Frontend {
         let team = self.roster()?.team(team)?.to_owned();
         let medal = Medal::parse(medal)?;
         let rid = Self::request_id(ctx, request_id);
-        let reply = self.db.increment_medal(&team, medal, &rid, &[]).await?;
+        let reply = self.db.increment_medal(&team, medal, &rid).await?;
         // Read-your-writes through this front-end, before we answer.
         self.cache.apply_change(&reply.change.entry).await;
         Ok(reply)
@@ -327,7 +323,7 @@ impl Frontend {
         let event = self.roster()?.event(event)?.to_owned();
         check_score(score)?;
         let rid = Self::request_id(ctx, request_id);
-        let reply = self.db.set_score(&event, score, &rid, &[]).await?;
+        let reply = self.db.set_score(&event, score, &rid).await?;
         self.cache.apply_change(&reply.change.entry).await;
         Ok(reply)
     }
