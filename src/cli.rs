@@ -143,7 +143,26 @@ impl ClusterSecretArgs {
     }
 }
 
-/// The address to bind: `--host`, or loopback with the old `-l`.
+/// Where a server binary listens, besides its port (whose default differs
+/// per binary).
+#[derive(Debug, Clone, clap::Args)]
+pub struct BindArgs {
+    /// Address to listen on.
+    #[arg(long, default_value_t = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))]
+    pub host: std::net::IpAddr,
+    /// Use loopback for every address (the old system's flag).
+    #[arg(short = 'l', long = "run_locally", alias = "run-locally")]
+    pub run_locally: bool,
+}
+
+impl BindArgs {
+    /// The address to bind: `--host`, or loopback with the old `-l`.
+    pub fn addr(&self, port: u16) -> SocketAddr {
+        bind_addr(self.host, self.run_locally, port)
+    }
+}
+
+/// The address to bind: `host`, or loopback with the old `-l`.
 pub fn bind_addr(host: std::net::IpAddr, run_locally: bool, port: u16) -> SocketAddr {
     let host = if run_locally {
         std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
@@ -192,6 +211,9 @@ pub struct ElectionArgs {
     /// Milliseconds between Berkeley clock-sync rounds (run by the coordinator).
     #[arg(long, default_value_t = crate::election::driver::DEFAULT_SYNC_INTERVAL_MS)]
     pub sync_interval_ms: u64,
+    /// Test only: skew this process's local clock by this many milliseconds.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub clock_skew_ms: i64,
 }
 
 fn parse_peer(s: &str) -> Result<(u32, String), String> {
@@ -206,6 +228,11 @@ fn parse_peer(s: &str) -> Result<(u32, String), String> {
 }
 
 impl ElectionArgs {
+    /// This process's cluster clock (skewed only when a test asks).
+    pub fn clock(&self) -> crate::clock::ClusterClock {
+        crate::clock::ClusterClock::with_skew_ms(self.clock_skew_ms)
+    }
+
     /// The election config of member `uid`; `dbhost` is the db's host (uid 0)
     /// when the binary has the old flag.
     ///

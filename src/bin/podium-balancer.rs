@@ -1,6 +1,5 @@
 //! `podium-balancer`: the public entry point (the old PygmyDotCom).
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -8,7 +7,7 @@ use clap::Parser;
 use podium::balancer::{
     BalancerConfig, DEFAULT_FORWARD_TIMEOUT_MS, DEFAULT_PORT, DEFAULT_PROBE_INTERVAL_MS,
 };
-use podium::cli::{self, ClusterSecretArgs, ServerArgs};
+use podium::cli::{self, BindArgs, ClusterSecretArgs, ServerArgs};
 use podium::frontend::DEFAULT_PORTS;
 
 /// Podium balancer: forwards each public call to a random healthy front-end.
@@ -18,12 +17,8 @@ struct Args {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = DEFAULT_PORT)]
     port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    host: IpAddr,
-    /// Use loopback for every address (the old system's flag).
-    #[arg(short = 'l', long = "run_locally", alias = "run-locally")]
-    run_locally: bool,
+    #[command(flatten)]
+    bind: BindArgs,
     /// A front-end URL; repeat for each. Default: the old two, from --xhost/--yhost.
     #[arg(long = "frontend")]
     frontends: Vec<String>,
@@ -52,7 +47,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
     let frontends = if args.frontends.is_empty() {
-        let (x, y) = if args.run_locally {
+        let (x, y) = if args.bind.run_locally {
             ("127.0.0.1", "127.0.0.1")
         } else {
             (args.xhost.as_str(), args.yhost.as_str())
@@ -93,11 +88,7 @@ fn main() -> anyhow::Result<()> {
         .context("invalid configuration")?;
     let runtime = cli::runtime(args.server.workers_or(2)).context("starting the runtime")?;
     runtime.block_on(async {
-        let listener = cli::bind(
-            cli::bind_addr(args.host, args.run_locally, args.port),
-            "balancer",
-        )
-        .await?;
+        let listener = cli::bind(args.bind.addr(args.port), "balancer").await?;
         podium::balancer::run(listener, config, cli::shutdown_signal())
             .await
             .context("serving")

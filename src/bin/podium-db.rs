@@ -1,12 +1,10 @@
 //! `podium-db`: the database server (the old DatabaseServer).
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
-use podium::cli::{self, ClusterSecretArgs, ElectionArgs, ServerArgs};
-use podium::clock::ClusterClock;
+use podium::cli::{self, BindArgs, ClusterSecretArgs, ElectionArgs, ServerArgs};
 use podium::db::{DbConfig, DbServer, DEFAULT_DB_FILE, DEFAULT_PORT};
 use podium::election::driver::Node;
 use podium::election::vclock::SharedClock;
@@ -19,21 +17,14 @@ struct Args {
     /// Port to listen on (0 picks a free one, printed as `LISTENING <addr>`).
     #[arg(long, default_value_t = DEFAULT_PORT)]
     port: u16,
-    /// Address to listen on.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    host: IpAddr,
-    /// Listen on loopback only (the old system's flag).
-    #[arg(short = 'l', long = "run_locally", alias = "run-locally")]
-    run_locally: bool,
+    #[command(flatten)]
+    bind: BindArgs,
     /// SQLite file; created with the default roster if missing.
     #[arg(long, default_value = DEFAULT_DB_FILE)]
     db_file: PathBuf,
     /// This process's uid in the election group.
     #[arg(long, default_value_t = 0)]
     uid: u32,
-    /// Test only: skew this process's local clock by this many milliseconds.
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-    clock_skew_ms: i64,
     #[command(flatten)]
     election: ElectionArgs,
     #[command(flatten)]
@@ -46,7 +37,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
     let secret = args.secret.load().context("reading the cluster secret")?;
-    let clock = ClusterClock::with_skew_ms(args.clock_skew_ms);
+    let clock = args.election.clock();
     let vclock = SharedClock::new(args.uid as usize);
     let election = args
         .election
@@ -70,8 +61,7 @@ fn main() -> anyhow::Result<()> {
         let db = DbServer::open(config)
             .with_context(|| format!("opening {}", args.db_file.display()))?;
         let node = Node::new(election).map_err(anyhow::Error::msg)?;
-        let listener =
-            cli::bind(cli::bind_addr(args.host, args.run_locally, args.port), "db").await?;
+        let listener = cli::bind(args.bind.addr(args.port), "db").await?;
         let mut methods = db.methods();
         node.add_methods(&mut methods);
         let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -1,13 +1,11 @@
 //! `podium-frontend`: a front-end server (the old ObelixServer).
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use podium::cli::{self, ClusterSecretArgs, ElectionArgs, ServerArgs};
-use podium::clock::ClusterClock;
+use podium::cli::{self, BindArgs, ClusterSecretArgs, ElectionArgs, ServerArgs};
 use podium::election::driver::Node;
 use podium::election::vclock::SharedClock;
 use podium::frontend::{
@@ -28,12 +26,8 @@ struct Args {
     /// Port to listen on; default 8002 for uid 1, 8003 otherwise (0 picks a free one).
     #[arg(long)]
     port: Option<u16>,
-    /// Address to listen on.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    host: IpAddr,
-    /// Use loopback for every address (the old system's flag).
-    #[arg(short = 'l', long = "run_locally", alias = "run-locally")]
-    run_locally: bool,
+    #[command(flatten)]
+    bind: BindArgs,
     /// How the cache learns of changes.
     #[arg(long, value_enum, default_value_t = CacheMode::Push)]
     cache: CacheMode,
@@ -61,9 +55,6 @@ struct Args {
     /// File holding the feeder password; else $PODIUM_FEEDER_PASSWORD.
     #[arg(long)]
     password_file: Option<PathBuf>,
-    /// Test only: skew this process's local clock by this many milliseconds.
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
-    clock_skew_ms: i64,
     #[command(flatten)]
     election: ElectionArgs,
     #[command(flatten)]
@@ -77,7 +68,7 @@ fn main() -> anyhow::Result<()> {
     cli::init_tracing();
     let db_url = match (&args.db, &args.dbhost) {
         (Some(url), _) => url.clone(),
-        (None, Some(host)) if !args.run_locally => {
+        (None, Some(host)) if !args.bind.run_locally => {
             format!("http://{host}:{}/", podium::db::DEFAULT_PORT)
         }
         _ => format!("http://127.0.0.1:{}/", podium::db::DEFAULT_PORT),
@@ -88,7 +79,7 @@ fn main() -> anyhow::Result<()> {
         DEFAULT_PORTS[1]
     });
     let secret = args.secret.load().context("reading the cluster secret")?;
-    let clock = ClusterClock::with_skew_ms(args.clock_skew_ms);
+    let clock = args.election.clock();
     let vclock = SharedClock::new(args.uid as usize);
     // The db is a member too (uid 0): from --dbhost, or from --db's URL.
     let mut election_args = args.election.clone();
@@ -132,11 +123,7 @@ fn main() -> anyhow::Result<()> {
         .context("invalid configuration")?;
     let runtime = cli::runtime(args.server.workers_or(1)).context("starting the runtime")?;
     runtime.block_on(async {
-        let listener = cli::bind(
-            cli::bind_addr(args.host, args.run_locally, port),
-            "front-end",
-        )
-        .await?;
+        let listener = cli::bind(args.bind.addr(port), "front-end").await?;
         let node = Node::new(election).map_err(anyhow::Error::msg)?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let driver = tokio::spawn(node.clone().run(stopped));
