@@ -246,3 +246,52 @@ async fn deliver(client: Client, mut rx: mpsc::Receiver<Push>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn follows() -> (HashSet<String>, HashSet<String>) {
+        (HashSet::from(["stone curling".to_owned()]), HashSet::new())
+    }
+
+    #[tokio::test]
+    async fn subscriptions_are_capped_renewable_and_expire() {
+        let hub = PushHub::new().unwrap();
+        let url = |i: usize| format!("http://127.0.0.1:{}/", 10_000 + i % 50_000);
+        let lease = Duration::from_secs(60);
+        for i in 0..MAX_SUBSCRIBERS {
+            let (e, t) = follows();
+            hub.subscribe(&format!("{}{i}", url(i)), e, t, lease)
+                .unwrap();
+        }
+        assert_eq!(hub.len(), MAX_SUBSCRIBERS);
+        let (e, t) = follows();
+        let refused = hub
+            .subscribe("http://127.0.0.1:9/new", e, t, lease)
+            .unwrap_err();
+        assert_eq!(refused.code, fault::UNAVAILABLE);
+        // Renewing an existing one is not a new subscription.
+        let (e, t) = follows();
+        hub.subscribe(&format!("{}0", url(0)), e, t, Duration::ZERO)
+            .unwrap();
+        assert_eq!(hub.len(), MAX_SUBSCRIBERS);
+        // Its lease (renewed to zero) has ended: it goes, the others stay.
+        hub.expire();
+        assert_eq!(hub.len(), MAX_SUBSCRIBERS - 1);
+        assert!(hub.unsubscribe(&format!("{}1", url(1))));
+        assert!(!hub.unsubscribe("http://127.0.0.1:9/never"));
+        assert_eq!(hub.len(), MAX_SUBSCRIBERS - 2);
+    }
+
+    #[tokio::test]
+    async fn bad_callback_urls_are_refused() {
+        let hub = PushHub::new().unwrap();
+        let (e, t) = follows();
+        let err = hub
+            .subscribe("ftp://example/", e, t, Duration::from_secs(5))
+            .unwrap_err();
+        assert_eq!(err.code, fault::INVALID_PARAMS);
+        assert_eq!(hub.len(), 0);
+    }
+}
