@@ -183,11 +183,6 @@ impl Methods {
         self
     }
 
-    /// True when `name` is answered here (built-ins included).
-    pub fn contains(&self, name: &str) -> bool {
-        self.table.contains_key(name) || SYSTEM_METHODS.iter().any(|(n, _, _)| *n == name)
-    }
-
     /// Every method name, sorted, built-ins included.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.table.keys().cloned().collect();
