@@ -10,12 +10,11 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, StatusCode, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::codec::{self, EncodeError, Limits, ParseError};
 use super::fault::Fault;
-use super::http::{gunzip, read_body, BodyError};
+use super::http::{gunzip, BodyError};
+use super::pool::{Pool, PoolError};
 use super::server::{SECRET_HEADER, VCLOCK_HEADER};
 use super::value::Value;
 use crate::election::vclock::{SharedClock, VectorClock};
@@ -131,8 +130,12 @@ impl ClientError {
 /// A client for one server URL. Cheap to clone; clones share the pool.
 #[derive(Clone)]
 pub struct Client {
-    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    pool: Arc<Pool>,
     uri: Uri,
+    /// The `Host` header: the URL's authority.
+    host: HeaderValue,
+    /// The request target: the URL's path and query.
+    target: Uri,
     config: Arc<ClientConfig>,
 }
 
@@ -160,17 +163,32 @@ impl Client {
         if uri.scheme_str() != Some("http") || uri.host().is_none() {
             return Err(ClientError::Url(url.to_owned()));
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle)
-            .build(connector);
+        let authority = uri
+            .authority()
+            .ok_or_else(|| ClientError::Url(url.to_owned()))?;
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| ClientError::Url(url.to_owned()))?;
+        let connect_to = format!(
+            "{}:{}",
+            authority.host(),
+            authority.port_u16().unwrap_or(80)
+        );
+        let target: Uri = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()
+            .map_err(|_| ClientError::Url(url.to_owned()))?;
+        let pool = Pool::new(
+            connect_to,
+            config.connect_timeout,
+            config.pool_idle_timeout,
+            config.pool_max_idle,
+        );
         Ok(Client {
-            http,
+            pool: Arc::new(pool),
             uri,
+            host,
+            target,
             config: Arc::new(config),
         })
     }
@@ -221,7 +239,8 @@ impl Client {
         body: Bytes,
         headers: &[(&'static str, HeaderValue)],
     ) -> Result<Bytes, ClientError> {
-        let mut req = Request::post(self.uri.clone())
+        let mut req = Request::post(self.target.clone())
+            .header(header::HOST, self.host.clone())
             .header(header::CONTENT_TYPE, "text/xml")
             .body(Full::new(body))
             .map_err(|e| ClientError::Transport(e.to_string()))?;
@@ -243,19 +262,18 @@ impl Client {
                 req.headers_mut().insert(VCLOCK_HEADER, v);
             }
         }
-        let resp = self.http.request(req).await.map_err(|e| {
-            if e.is_connect() {
-                ClientError::Connect(error_chain(&e))
-            } else {
-                ClientError::Transport(error_chain(&e))
-            }
+        let max = self.config.max_response_bytes;
+        let (resp, body) = self.pool.send(req, max).await.map_err(|e| match e {
+            PoolError::Connect(e) => ClientError::Connect(e),
+            PoolError::Transport(e) => ClientError::Transport(e),
+            PoolError::TooLarge(n) => ClientError::TooLarge(n),
         })?;
-        if resp.status() != StatusCode::OK {
-            return Err(ClientError::Status(resp.status()));
+        if resp.status != StatusCode::OK {
+            return Err(ClientError::Status(resp.status));
         }
         if let Some(clock) = &self.config.vclock {
             let remote = resp
-                .headers()
+                .headers
                 .get(VCLOCK_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(VectorClock::from_header);
@@ -264,17 +282,9 @@ impl Client {
             }
         }
         let gzipped = resp
-            .headers()
+            .headers
             .get(header::CONTENT_ENCODING)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-        let max = self.config.max_response_bytes;
-        let body = read_body(resp.into_body(), max, self.config.timeout)
-            .await
-            .map_err(|e| match e {
-                BodyError::TooLarge(n) => ClientError::TooLarge(n),
-                BodyError::Timeout(t) => ClientError::Timeout(t),
-                other => ClientError::Transport(other.to_string()),
-            })?;
         if gzipped {
             return gunzip(&body, max).map(Bytes::from).map_err(|e| match e {
                 BodyError::TooLarge(n) => ClientError::TooLarge(n),
@@ -283,16 +293,4 @@ impl Client {
         }
         Ok(body)
     }
-}
-
-/// An error and its causes on one line: hyper's own messages are terse.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }

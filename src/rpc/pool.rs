@@ -1,0 +1,399 @@
+//! Keep-alive HTTP/1.1 connections to one server, each driven by the task
+//! that is using it.
+//!
+//! hyper-util's pooled client runs every connection as a task of its own and
+//! hands each request, reply and body chunk to it through channels: two
+//! more task wake-ups per call on top of the socket's, and on the balancer's
+//! path, where every public read makes one such call, those wake-ups were a
+//! large share of the time. Here the caller polls the connection itself
+//! while it waits for its reply and puts it back idle afterwards. An idle
+//! connection is polled by no one and costs nothing; a close by the peer
+//! while it was idle is seen when it is next taken, and a request that the
+//! connection never got to send is sent again on a fresh one.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::client::conn::http1::{self, Connection, SendRequest};
+use hyper::client::conn::TrySendError;
+use hyper::http::response;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+type Driver = Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PoolError {
+    /// Nothing was sent: the connection could not be made.
+    #[error("{0}")]
+    Connect(String),
+    /// The request may have reached the server.
+    #[error("{0}")]
+    Transport(String),
+    #[error("reply body larger than {0} bytes")]
+    TooLarge(usize),
+}
+
+/// Idle connections to one server (`host:port`), most recently used last.
+pub(crate) struct Pool {
+    authority: String,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    max_idle: usize,
+    idle: Mutex<Vec<Idle>>,
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    driver: Driver,
+    /// The driver has returned: it must not be polled again.
+    ended: bool,
+}
+
+impl Pool {
+    pub(crate) fn new(
+        authority: String,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        max_idle: usize,
+    ) -> Pool {
+        Pool {
+            authority,
+            connect_timeout,
+            idle_timeout,
+            max_idle,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sends `req` and reads the whole reply, refusing a body over
+    /// `max_body` bytes. The caller bounds the time.
+    pub(crate) async fn send(
+        &self,
+        mut req: Request<Full<Bytes>>,
+        max_body: usize,
+    ) -> Result<(response::Parts, Bytes), PoolError> {
+        loop {
+            let (mut conn, reused) = match self.take_idle() {
+                Some(conn) => (conn, true),
+                None => (self.connect().await?, false),
+            };
+            let Conn {
+                sender,
+                driver,
+                ended,
+            } = &mut conn;
+            // A connection that closed while idle shows it here, before
+            // anything is sent on it.
+            let ready = drive(driver, ended, sender.ready()).await;
+            if !matches!(ready, Some(Ok(()))) || *ended {
+                if reused {
+                    continue;
+                }
+                return Err(PoolError::Transport(
+                    "connection closed before the request was sent".into(),
+                ));
+            }
+            let exchange = async {
+                let resp = sender.try_send_request(req).await?;
+                let (parts, body) = resp.into_parts();
+                let body = Limited::new(body, max_body).collect().await;
+                Ok::<_, TrySendError<Request<Full<Bytes>>>>((parts, body))
+            };
+            match drive(driver, ended, exchange).await {
+                Some(Ok((parts, Ok(body)))) => {
+                    self.put_idle(conn);
+                    return Ok((parts, body.to_bytes()));
+                }
+                Some(Ok((_, Err(e)))) if e.is::<http_body_util::LengthLimitError>() => {
+                    return Err(PoolError::TooLarge(max_body));
+                }
+                Some(Ok((_, Err(e)))) => return Err(PoolError::Transport(error_chain(&*e))),
+                Some(Err(mut e)) => match e.take_message() {
+                    // Never written: safe to send again, on another connection.
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(PoolError::Transport(error_chain(e.error()))),
+                },
+                None => {
+                    return Err(PoolError::Transport(
+                        "connection closed before the reply was complete".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    fn take_idle(&self) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(entry) = idle.pop() {
+            if entry.since.elapsed() < self.idle_timeout && !entry.conn.sender.is_closed() {
+                return Some(entry.conn);
+            }
+        }
+        None
+    }
+
+    fn put_idle(&self, conn: Conn) {
+        if conn.ended || conn.sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        // The oldest are first: drop those past their time, or one to make room.
+        let expired = idle
+            .iter()
+            .take_while(|e| e.since.elapsed() >= self.idle_timeout)
+            .count();
+        idle.drain(..expired);
+        if idle.len() >= self.max_idle {
+            if self.max_idle == 0 {
+                return;
+            }
+            idle.remove(0);
+        }
+        idle.push(Idle {
+            conn,
+            since: Instant::now(),
+        });
+    }
+
+    async fn connect(&self) -> Result<Conn, PoolError> {
+        let stream = tokio::time::timeout(
+            self.connect_timeout,
+            TcpStream::connect(self.authority.as_str()),
+        )
+        .await
+        .map_err(|_| {
+            PoolError::Connect(format!(
+                "{}: no connection within {:?}",
+                self.authority, self.connect_timeout
+            ))
+        })?
+        .map_err(|e| PoolError::Connect(format!("{}: {e}", self.authority)))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, driver) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| PoolError::Connect(error_chain(&e)))?;
+        Ok(Conn {
+            sender,
+            driver,
+            ended: false,
+        })
+    }
+}
+
+/// Runs `work` while polling the connection's driver, which does the
+/// connection's reading and writing. `None` when the connection ended
+/// before `work` could finish.
+///
+/// Each side can make the other ready (a request queued for the driver to
+/// write, a body chunk the driver delivers once the reader wants it), so
+/// one wake-up polls them in turn a few times rather than rescheduling the
+/// task for each step.
+async fn drive<F: Future>(driver: &mut Driver, ended: &mut bool, work: F) -> Option<F::Output> {
+    const TURNS: usize = 3;
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        for _ in 0..TURNS {
+            // The driver first: a close noticed now fails `work` at once.
+            if !*ended && Pin::new(&mut *driver).poll(cx).is_ready() {
+                *ended = true;
+            }
+            match work.as_mut().poll(cx) {
+                Poll::Ready(out) => return Poll::Ready(Some(out)),
+                Poll::Pending if *ended => return Poll::Ready(None),
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// An error and its causes on one line: hyper's own messages are terse.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::server::conn::http1 as server;
+    use hyper::service::service_fn;
+    use hyper::{Response, StatusCode};
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::net::TcpListener;
+
+    /// A server that answers every request with `reply` and closes each
+    /// connection after `per_conn` requests; returns its address and a
+    /// count of the connections it accepted.
+    async fn server(reply: &'static str, per_conn: usize) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let served = Arc::new(AtomicUsize::new(0));
+                let service = service_fn(move |_req| {
+                    let n = served.fetch_add(1, Ordering::SeqCst) + 1;
+                    async move {
+                        let mut resp =
+                            Response::new(Full::new(Bytes::from_static(reply.as_bytes())));
+                        if n >= per_conn {
+                            resp.headers_mut()
+                                .insert(hyper::header::CONNECTION, "close".parse().unwrap());
+                        }
+                        Ok::<_, Infallible>(resp)
+                    }
+                });
+                tokio::spawn(
+                    server::Builder::new().serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn request(addr: &str) -> Request<Full<Bytes>> {
+        Request::post("/")
+            .header(hyper::header::HOST, addr)
+            .body(Full::new(Bytes::from_static(b"<methodCall/>")))
+            .unwrap()
+    }
+
+    fn pool(addr: &str, max_idle: usize) -> Pool {
+        Pool::new(
+            addr.to_owned(),
+            Duration::from_secs(1),
+            Duration::from_secs(10),
+            max_idle,
+        )
+    }
+
+    #[tokio::test]
+    async fn sequential_calls_share_one_connection() {
+        let (addr, accepted) = server("ok", usize::MAX).await;
+        let pool = pool(&addr, 4);
+        for _ in 0..20 {
+            let (parts, body) = pool.send(request(&addr), 1024).await.unwrap();
+            assert_eq!(parts.status, StatusCode::OK);
+            assert_eq!(&body[..], b"ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_replaced_without_an_error() {
+        // Each connection serves one request and is closed by the server
+        // (after telling so); every call still succeeds.
+        let (addr, accepted) = server("ok", 1).await;
+        let pool = pool(&addr, 4);
+        for _ in 0..10 {
+            let (_, body) = pool.send(request(&addr), 1024).await.unwrap();
+            assert_eq!(&body[..], b"ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 10);
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_silently_while_idle_is_replaced() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        use tokio::sync::mpsc::unbounded_channel;
+        // Answers one request per connection as keep-alive, then, once told
+        // (the client has pooled the connection by then), closes it without
+        // a word, as a server does when its idle timeout passes.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (close_tx, mut close) = unbounded_channel::<()>();
+        let (closed_tx, mut closed) = unbounded_channel::<()>();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                if close.recv().await.is_none() {
+                    return;
+                }
+                drop(stream);
+                let _ = closed_tx.send(());
+            }
+        });
+        let pool = pool(&addr, 4);
+        for _ in 0..5 {
+            let (_, body) = pool.send(request(&addr), 1024).await.unwrap();
+            assert_eq!(&body[..], b"ok");
+            assert_eq!(pool.idle.lock().unwrap().len(), 1, "kept for reuse");
+            close_tx.send(()).unwrap();
+            closed.recv().await.unwrap();
+            // Let the runtime take in the close before the next call.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_calls_keep_at_most_max_idle_connections() {
+        let (addr, accepted) = server("ok", usize::MAX).await;
+        let pool = Arc::new(pool(&addr, 2));
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let pool = pool.clone();
+                let addr = addr.clone();
+                tokio::spawn(async move { pool.send(request(&addr), 1024).await.map(|_| ()) })
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        assert!(pool.idle.lock().unwrap().len() <= 2);
+        assert!(accepted.load(Ordering::SeqCst) <= 8);
+    }
+
+    #[tokio::test]
+    async fn a_reply_over_the_limit_is_refused() {
+        let (addr, _) = server("0123456789", usize::MAX).await;
+        let pool = pool(&addr, 4);
+        assert!(matches!(
+            pool.send(request(&addr), 5).await,
+            Err(PoolError::TooLarge(5))
+        ));
+        // The pool still works for replies within the limit.
+        assert!(pool.send(request(&addr), 10).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn nobody_listening_is_a_connect_error() {
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let pool = pool(&addr, 4);
+        assert!(matches!(
+            pool.send(request(&addr), 1024).await,
+            Err(PoolError::Connect(_))
+        ));
+    }
+}
