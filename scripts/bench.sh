@@ -184,16 +184,20 @@ bench fanout fanout --url "$fe_push" --subscribers "$subscribers" --writes "$fan
 bench fanout_x fanout --url "$fe_push" --write-url "$fe_pull" --subscribers "$subscribers" --writes "$fanout_writes"
 bench staleness staleness --write-url "$fe_pull" --read-url "$fe_push" --samples "$stale_samples"
 
-# Reference point, when nginx is installed: a bare nginx proxy (one worker
+# Reference points, when nginx is installed: a bare nginx proxy (one worker
 # per core) in front of nginx serving the same reply canned: the issue's
-# "goal beyond" figure, measured here rather than assumed.
+# "goal beyond" figure, measured here rather than assumed; and nginx as the
+# balancer (random choice, keep-alive) in front of the same two front-ends,
+# which tells how much of the balancer path's cost is the balancer's own.
 if command -v nginx >/dev/null 2>&1; then
-  read -r canned_port proxy_port < <(python3 -c '
+  read -r canned_port proxy_port nginx_bal_port < <(python3 -c '
 import socket
-s = [socket.socket() for _ in range(2)]
+s = [socket.socket() for _ in range(3)]
 for x in s: x.bind(("127.0.0.1", 0))
 print(*[x.getsockname()[1] for x in s])')
   mkdir -p "$work/nginx"
+  fe_pull_addr=${fe_pull#http://}; fe_pull_addr=${fe_pull_addr%/}
+  fe_push_addr=${fe_push#http://}; fe_push_addr=${fe_push_addr%/}
   reply='<?xml version="1.0"?>\n<methodResponse><params><param><value><string>Team Gaul has:\n3 gold medals\n2 silver medals\n1 bronze medals\nas of 2026-01-01 00:00:00 UTC\n</string></value></param></params></methodResponse>\n'
   cat >"$work/nginx/nginx.conf" <<NGINX
 worker_processes auto;
@@ -207,6 +211,7 @@ http {
   proxy_temp_path $work/nginx/proxy;
   keepalive_requests 10000000;
   upstream canned { server 127.0.0.1:$canned_port; keepalive 256; }
+  upstream frontends { random; server $fe_pull_addr; server $fe_push_addr; keepalive 256; }
   server {
     listen 127.0.0.1:$canned_port;
     location / { default_type text/xml; return 200 '$reply'; }
@@ -219,6 +224,14 @@ http {
       proxy_set_header Connection "";
     }
   }
+  server {
+    listen 127.0.0.1:$nginx_bal_port;
+    location / {
+      proxy_pass http://frontends;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
 }
 NGINX
   nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx/out.log" 2>&1 &
@@ -226,8 +239,12 @@ NGINX
   pids+=("$nginx_pid")
   nginx_url="http://127.0.0.1:$proxy_port/"
   wait_ready "$nginx_url"
+  nginx_bal_url="http://127.0.0.1:$nginx_bal_port/"
+  wait_ready "$nginx_bal_url"
   reads nginx64 "$nginx_url" 64
   reads py64_again "$py" 64
+  reads nginx_bal64 "$nginx_bal_url" 64
+  reads bal64_again "$bal" 64
   # TERM lets the master stop its workers (a KILLed master would orphan them).
   stop_pid "$nginx_pid"
 fi
@@ -287,6 +304,7 @@ row "  same, from the write's send" "$(calc "sprintf(\"p99 %.1f ms (ack itself p
 row "staleness, pull FE write -> push FE read" "$(calc "sprintf(\"p50 %.3f ms, p99 %.3f ms\", $st_p50, $st_p99)") lost $st_lost" "p99 < 10 ms" "$(verdict "$st_p99 < 10 && $st_lost == 0")"
 if [ -n "$(get nginx64 rps)" ]; then
   row "reference: bare nginx proxy -> canned, 64 conns" "$(calc "sprintf(\"%.0f req/s = %.2fx python (python again: %.0f)\", $(get nginx64 rps), $(get nginx64 rps) / $py64, $(get py64_again rps))")" "" ""
+  row "reference: nginx as balancer -> our FEs, 64" "$(calc "sprintf(\"%.0f req/s = %.2fx python (ours again: %.0f)\", $(get nginx_bal64 rps), $(get nginx_bal64 rps) / $py64, $(get bal64_again rps))")" "" ""
 fi
 echo
 row "workers (64 conns req/s | 1 conn p50 ms)" "--workers 1" "--workers 2" "faster at 64 conns"

@@ -20,7 +20,6 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::api::{MethodSpec, HEALTH_METHOD, PUBLIC_METHODS};
-use crate::rpc::codec;
 use crate::rpc::fault::{self, Fault};
 use crate::rpc::server::REQUEST_ID_HEADER;
 use crate::rpc::{CallContext, Client, ClientConfig, ClientError, Methods, ServerConfig, Value};
@@ -108,19 +107,10 @@ impl Balancer {
         choose(&healthy, tried, &mut rand::thread_rng())
     }
 
-    /// Forwards the call and returns the front-end's reply as it came: a
-    /// front-end is a trusted cluster member, so its reply is relayed
-    /// without being decoded and encoded again.
-    async fn forward(
-        &self,
-        method: &str,
-        params: Vec<Value>,
-        ctx: CallContext,
-        is_write: bool,
-    ) -> Result<Bytes, Fault> {
-        let body = Bytes::from(
-            codec::write_call(method, &params).map_err(|e| Fault::internal(e.to_string()))?,
-        );
+    /// Forwards the encoded call and returns the front-end's reply as it
+    /// came: the front-end parses the call, and it is a trusted cluster
+    /// member, so its reply is relayed without being decoded again.
+    async fn forward(&self, body: Bytes, ctx: CallContext, is_write: bool) -> Result<Bytes, Fault> {
         let mut headers: Vec<(&'static str, HeaderValue)> = Vec::with_capacity(2);
         let request_id = match &ctx.request_id {
             Some(id) => Some(id.to_string()),
@@ -252,9 +242,9 @@ pub async fn run(
     } in PUBLIC_METHODS
     {
         let bal = bal.clone();
-        methods.add_encoded(name, signature, help, move |params, ctx| {
+        methods.add_relay(name, signature, help, move |body, ctx| {
             let bal = bal.clone();
-            async move { bal.forward(name, params.into_inner(), ctx, is_write).await }
+            async move { bal.forward(body, ctx, is_write).await }
         });
     }
     let result = crate::rpc::serve(listener, methods, config.server, shutdown).await;

@@ -653,3 +653,52 @@ print("ok")
         other => panic!("db.roster without the secret: {other:?}"),
     }
 }
+
+/// The balancer hands a call in the plain spelling to a front-end without
+/// parsing it, and parses any other. Either way a client gets what the
+/// front-end itself answers: the same result for the same call however it is
+/// spelled, and the same fault for a body that is broken after its method
+/// name, which only the front-end parses.
+#[test]
+fn every_spelling_of_a_call_gets_the_front_ends_answer_through_the_balancer() {
+    use support::http_post;
+    let cluster = Cluster::start(ClusterConfig::default());
+    let bal: std::net::SocketAddr = cluster.balancer_url()["http://".len()..]
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let fe: std::net::SocketAddr = cluster.frontend(0).url()["http://".len()..]
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let bodies: [&[u8]; 6] = [
+        // Plain: relayed unparsed.
+        b"<?xml version='1.0'?>\n<methodCall>\n<methodName>get_medal_tally</methodName>\n<params><param><value><string>Gaul</string></value></param></params>\n</methodCall>\n",
+        // Other spellings of the same call: parsed by the balancer.
+        b"<methodCall><!-- hi --><methodName>get_medal_tally</methodName><params><param><value>Gaul</value></param></params></methodCall>",
+        b"<methodCall><methodName >get_medal_tally</methodName ><params><param><value><![CDATA[Gaul]]></value></param></params></methodCall>",
+        // Broken after the method name.
+        b"<methodCall><methodName>get_medal_tally</methodName><params><param><value><int>x</int></value></param></params></methodCall>",
+        b"<methodCall><methodName>get_medal_tally</methodName><params><param>",
+        b"<methodCall><methodName>get_medal_tally</methodName><params><param><value><string>Gaul</string></value></param></params></methodCall><extra/>",
+    ];
+    let answers: Vec<(String, String)> = bodies
+        .iter()
+        .map(|body| {
+            let via_bal = http_post(bal, "/", &[], body);
+            let direct = http_post(fe, "/", &[], body);
+            assert_eq!(via_bal.status, 200, "{}", String::from_utf8_lossy(body));
+            (via_bal.text(), direct.text())
+        })
+        .collect();
+    for (i, (via_bal, direct)) in answers.iter().enumerate() {
+        // Tally replies carry the time of the last change, the same on both.
+        assert_eq!(via_bal, direct, "body {i}");
+    }
+    for (via_bal, _) in &answers[..3] {
+        assert!(via_bal.contains("Team Gaul has:"), "{via_bal}");
+    }
+    for (via_bal, _) in &answers[3..] {
+        assert!(via_bal.contains("faultCode"), "{via_bal}");
+    }
+}

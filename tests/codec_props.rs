@@ -12,7 +12,8 @@ use std::borrow::Cow;
 use std::ops::RangeInclusive;
 
 use podium::rpc::codec::{
-    parse_call, parse_response, write_call, write_fault, write_response, DEFAULT_MAX_DEPTH,
+    parse_call, parse_response, peek_method_name, write_call, write_fault, write_response,
+    DEFAULT_MAX_DEPTH,
 };
 use podium::rpc::{DateTime, Fault, Limits, MethodCall, ParseError, Struct, Value};
 use proptest::collection::{btree_map, vec};
@@ -349,6 +350,11 @@ fn date_time_text() -> impl Strategy<Value = String> {
 fn check_accepted_input_is_stable(bytes: &[u8]) -> Result<(), TestCaseError> {
     let limits = Limits::default();
     if let Ok(call) = parse_call(bytes, limits) {
+        // The balancer relays a call by the name it peeks: it must be the
+        // name the front-end will parse.
+        if let Some(peeked) = peek_method_name(bytes) {
+            prop_assert_eq!(peeked, call.method.as_str());
+        }
         let written = write_call(&call.method, &call.params).map_err(|e| {
             TestCaseError::fail(format!("accepted {call:?} but cannot write it: {e}"))
         })?;
@@ -376,6 +382,7 @@ proptest! {
     fn calls_round_trip(method in method_name(), params in vec(value(), 0..4)) {
         let bytes = write_call(&method, &params).expect("every generated value is writable");
         let back = parse_call(&bytes, Limits::default());
+        prop_assert_eq!(peek_method_name(&bytes), Some(method.as_str()));
         prop_assert_eq!(back, Ok(MethodCall { method, params }), "{}", String::from_utf8_lossy(&bytes));
     }
 

@@ -112,6 +112,40 @@ pub fn parse_call(bytes: &[u8], limits: Limits) -> Result<MethodCall, ParseError
     }
 }
 
+/// The method name of a `methodCall` in its plainest spelling (an optional
+/// XML declaration, then `<methodCall>`, whitespace, and
+/// `<methodName>NAME</methodName>`), read without parsing the rest. `None`
+/// for any other spelling, which only the full parser can judge. The rest of
+/// the body is not checked: this is for relaying a call, whose receiver
+/// parses it.
+pub fn peek_method_name(bytes: &[u8]) -> Option<&str> {
+    fn skip_ws(b: &[u8]) -> &[u8] {
+        let n = b
+            .iter()
+            .take_while(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+            .count();
+        &b[n..]
+    }
+    let mut rest = skip_ws(bytes);
+    if let Some(decl) = rest.strip_prefix(b"<?xml") {
+        let end = decl.windows(2).position(|w| w == b"?>")?;
+        if decl[..end].contains(&b'<') {
+            return None;
+        }
+        rest = skip_ws(&decl[end + 2..]);
+    }
+    rest = skip_ws(rest.strip_prefix(b"<methodCall>")?);
+    rest = rest.strip_prefix(b"<methodName>")?;
+    let len = rest
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'/' | b'-'))
+        .count();
+    if len == 0 || !rest[len..].starts_with(b"</methodName>") {
+        return None;
+    }
+    std::str::from_utf8(&rest[..len]).ok()
+}
+
 /// Parses a `methodResponse`: `Ok(Ok(value))` for a result, `Ok(Err(fault))`
 /// for a fault.
 ///
@@ -993,5 +1027,45 @@ mod tests {
         let fault = Fault::new(1, "bad \u{0} char");
         let back = parse_response(&write_fault(&fault), Limits::default()).unwrap();
         assert_eq!(back, Err(Fault::new(1, "bad \u{FFFD} char")));
+    }
+
+    #[test]
+    fn peek_method_name_reads_only_the_plainest_spelling() {
+        let name = |b: &[u8]| peek_method_name(b).map(str::to_owned);
+        // What Python's client, ours and the old tablets send.
+        assert_eq!(
+            name(b"<?xml version='1.0'?>\n<methodCall>\n<methodName>get_medal_tally</methodName>\n<params/></methodCall>\n"),
+            Some("get_medal_tally".into())
+        );
+        assert_eq!(
+            name(&write_call("scoreboard.medal_table", &[]).unwrap()),
+            Some("scoreboard.medal_table".into())
+        );
+        assert_eq!(
+            name(b"  <methodCall><methodName>a.b</methodName>"),
+            Some("a.b".into())
+        );
+        // Everything else is left to the full parser.
+        for other in [
+            &b""[..],
+            b"<methodCall><methodName></methodName></methodCall>",
+            b"<methodCall><!-- c --><methodName>x</methodName></methodCall>",
+            b"<methodCall ><methodName>x</methodName></methodCall>",
+            b"<methodCall><methodName>x&amp;</methodName></methodCall>",
+            b"<methodCall><methodName> x</methodName></methodCall>",
+            b"<methodCall><methodName>x",
+            b"<?xml <methodCall>?><methodCall><methodName>x</methodName>",
+            b"<!DOCTYPE a><methodCall><methodName>x</methodName>",
+            b"<methodResponse><methodName>x</methodName>",
+            b"<?xml version='1.0'",
+        ] {
+            assert_eq!(name(other), None, "{}", String::from_utf8_lossy(other));
+        }
+        // Anything the peek accepts, the full parser agrees on.
+        let call = write_call("get_medal_tally", &[Value::from("Gaul")]).unwrap();
+        assert_eq!(
+            parse_call(&call, Limits::default()).unwrap().method,
+            peek_method_name(&call).unwrap()
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! HTTP body helpers shared by the server and the client: bounded, timed
 //! reads and gzip in both directions.
 
+use std::future::Future as _;
 use std::io::{Read as _, Write as _};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -33,14 +35,22 @@ where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let limited = Limited::new(body, max_bytes);
-    match tokio::time::timeout(timeout, limited.collect()).await {
-        Err(_) => Err(BodyError::Timeout(timeout)),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(BodyError::TooLarge(max_bytes))
-        }
-        Ok(Err(e)) => Err(BodyError::Io(e.to_string())),
+    let mut collect = std::pin::pin!(Limited::new(body, max_bytes).collect());
+    // A small body usually came in with the head: then no timer is needed,
+    // and setting one up and tearing it down is a measurable share of a
+    // cached read.
+    let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
+    let collected = match first {
+        Poll::Ready(collected) => collected,
+        Poll::Pending => match tokio::time::timeout(timeout, collect).await {
+            Ok(collected) => collected,
+            Err(_) => return Err(BodyError::Timeout(timeout)),
+        },
+    };
+    match collected {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(max_bytes)),
+        Err(e) => Err(BodyError::Io(e.to_string())),
     }
 }
 

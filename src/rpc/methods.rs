@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::codec::MethodCall;
 use super::fault::Fault;
 use super::value::{Struct, Value};
@@ -22,11 +24,14 @@ pub type HandlerResult = Result<Value, Fault>;
 pub enum Reply {
     Value(Value),
     /// A complete `methodResponse` body, result or fault.
-    Encoded(bytes::Bytes),
+    Encoded(Bytes),
 }
 
 type HandlerFuture = Pin<Box<dyn Future<Output = Result<Reply, Fault>> + Send + 'static>>;
 type Handler = Arc<dyn Fn(Params, CallContext) -> HandlerFuture + Send + Sync>;
+type RelayFuture = Pin<Box<dyn Future<Output = Result<Bytes, Fault>> + Send + 'static>>;
+/// A relay method's handler: the call encoded in, the reply encoded out.
+pub type RelayHandler = Arc<dyn Fn(Bytes, CallContext) -> RelayFuture + Send + Sync>;
 
 /// Where a call came from, for handlers that care (rate limits, the cluster
 /// secret).
@@ -61,12 +66,16 @@ struct Method {
     signatures: Vec<Vec<&'static str>>,
     help: &'static str,
     handler: Handler,
+    /// For relay methods: the handler that takes the call still encoded.
+    relay: Option<RelayHandler>,
 }
 
 /// The methods a server answers. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Methods {
     table: Arc<BTreeMap<String, Method>>,
+    /// How many of them are relays.
+    relays: usize,
 }
 
 impl fmt::Debug for Methods {
@@ -131,32 +140,58 @@ impl Methods {
         )
     }
 
-    /// Adds a method whose handler returns a complete, already encoded
-    /// `methodResponse`, sent on as it is.
+    /// Adds a method that relays calls elsewhere: its handler takes the call
+    /// encoded and returns the complete `methodResponse` (result or fault),
+    /// sent on as it is. A call in the plainest spelling (see
+    /// [`codec::peek_method_name`](super::codec::peek_method_name)) reaches
+    /// it as the client sent it, without being parsed here; a call spelled
+    /// otherwise, or inside a multicall, is parsed and encoded again.
     ///
     /// # Panics
     /// As [`Methods::add`].
-    pub fn add_encoded<F, Fut>(
+    pub fn add_relay<F, Fut>(
         &mut self,
         name: &str,
         signature: &[&'static str],
         help: &'static str,
-        handler: F,
+        relay: F,
     ) -> &mut Self
     where
-        F: Fn(Params, CallContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<bytes::Bytes, Fault>> + Send + 'static,
+        F: Fn(Bytes, CallContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes, Fault>> + Send + 'static,
     {
-        let handler = Arc::new(handler);
+        let relay: RelayHandler = Arc::new(move |body, ctx| Box::pin(relay(body, ctx)));
+        let method = name.to_owned();
+        let encoded = relay.clone();
         self.insert(
             name,
             signature,
             help,
-            Arc::new(move |p, c| {
-                let reply = handler(p, c);
-                Box::pin(async move { reply.await.map(Reply::Encoded) })
+            Arc::new(move |p: Params, c| {
+                let call = super::codec::write_call(&method, &p.into_inner());
+                let encoded = encoded.clone();
+                Box::pin(async move {
+                    let body = call.map_err(|e| Fault::internal(e.to_string()))?;
+                    encoded(Bytes::from(body), c).await.map(Reply::Encoded)
+                })
             }),
-        )
+        );
+        let table = Arc::get_mut(&mut self.table).expect("methods are added before serving");
+        if let Some(m) = table.get_mut(name) {
+            m.relay = Some(relay);
+        }
+        self.relays += 1;
+        self
+    }
+
+    /// The relay for `body`, when it is a call to a relay method in the
+    /// plainest spelling: the server then hands the body over unparsed.
+    pub fn relay_for(&self, body: &[u8]) -> Option<RelayHandler> {
+        if self.relays == 0 {
+            return None;
+        }
+        let name = super::codec::peek_method_name(body)?;
+        self.table.get(name)?.relay.clone()
     }
 
     fn insert(
@@ -177,6 +212,7 @@ impl Methods {
                 signatures: vec![signature.to_vec()],
                 help,
                 handler,
+                relay: None,
             },
         );
         assert!(old.is_none(), "method {name} added twice");
@@ -499,17 +535,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn encoded_replies_pass_through_and_decode_inside_multicall() {
+    async fn relays_take_calls_encoded_and_their_replies_decode_inside_multicall() {
         let mut m = Methods::new();
-        m.add_encoded("relay", &["int"], "A relayed reply.", |_, _| async {
-            let body = crate::rpc::codec::write_response(&Value::Int(7)).unwrap();
-            Ok(bytes::Bytes::from(body))
+        m.add_relay(
+            "relay",
+            &["int"],
+            "A relayed reply.",
+            |body, _| async move {
+                // Answers with the number of params of the call it was given.
+                let call = crate::rpc::codec::parse_call(&body, Default::default()).unwrap();
+                let n = Value::Int(call.params.len() as i64);
+                Ok(Bytes::from(crate::rpc::codec::write_response(&n).unwrap()))
+            },
+        );
+        m.add("plain", &["int"], "Not a relay.", |_, _| async {
+            Ok(Value::Int(0))
         });
+        let plain_call = b"<?xml version='1.0'?>\n<methodCall>\n<methodName>relay</methodName><params/></methodCall>";
+        assert!(m.relay_for(plain_call).is_some());
+        assert!(m
+            .relay_for(b"<methodCall><methodName>plain</methodName></methodCall>")
+            .is_none());
+        assert!(m
+            .relay_for(b"<methodCall><methodName>nope</methodName></methodCall>")
+            .is_none());
         let direct = m
-            .respond(call("relay", vec![]), CallContext::default())
+            .respond(call("relay", vec![Value::Int(1)]), CallContext::default())
             .await;
         assert!(matches!(direct, Ok(Reply::Encoded(_))));
-        let entry = Value::structure([("methodName", Value::from("relay"))]);
+        assert_eq!(into_value(direct.unwrap()).unwrap(), Value::Int(1));
+        let entry = Value::structure([
+            ("methodName", Value::from("relay")),
+            ("params", Value::Array(vec![Value::Int(1), Value::Int(2)])),
+        ]);
         let out = m
             .call(
                 call("system.multicall", vec![Value::Array(vec![entry])]),
@@ -517,7 +575,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(out, Value::Array(vec![Value::Array(vec![Value::Int(7)])]));
+        assert_eq!(out, Value::Array(vec![Value::Array(vec![Value::Int(2)])]));
     }
 
     #[tokio::test]

@@ -292,7 +292,12 @@ async fn respond(req: Request<Incoming>, shared: &Shared, peer: SocketAddr) -> H
         request_id,
         forwarded_for,
     };
-    let xml = dispatch(&shared.methods, &body, config.limits, ctx).await;
+    let xml = match shared.methods.relay_for(&body) {
+        Some(relay) => relay(body, ctx)
+            .await
+            .unwrap_or_else(|fault| codec::write_fault(&fault).into()),
+        None => dispatch(&shared.methods, &body, config.limits, ctx).await,
+    };
     let mut reply = xml_reply(xml, wants_gzip);
     if let (Some(clock), Some(_)) = (&config.vclock, vclock) {
         if let Ok(v) = HeaderValue::from_str(&clock.snapshot().to_header()) {
