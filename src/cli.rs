@@ -80,19 +80,14 @@ pub struct ServerArgs {
     /// Milliseconds allowed for a request's body.
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_BODY_READ_TIMEOUT_MS)]
     pub body_timeout_ms: u64,
-    /// Runtime worker threads; 1 runs everything on one thread. Default: 1
-    /// (lowest latency on the 2-core machines we measured), but 2 for the
-    /// balancer, which is the throughput bottleneck (see README, Benchmarks).
-    #[arg(long)]
-    pub workers: Option<usize>,
+    /// Runtime worker threads; 1 runs everything on one thread, which on
+    /// the 2-core machines we measured gave the lowest latency and the least
+    /// CPU per request, for the balancer too (see README, Benchmarks).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
 }
 
 impl ServerArgs {
-    /// Worker threads: the flag, else this binary's default.
-    pub fn workers_or(&self, default: usize) -> usize {
-        self.workers.unwrap_or(default)
-    }
-
     /// # Errors
     /// A limit of zero.
     pub fn to_config(&self) -> anyhow::Result<crate::rpc::ServerConfig> {
@@ -110,7 +105,7 @@ impl ServerArgs {
             "--body-timeout-ms must be positive"
         );
         anyhow::ensure!(
-            self.workers.is_none_or(|w| (1..=64).contains(&w)),
+            (1..=64).contains(&self.workers),
             "--workers must be 1 to 64"
         );
         Ok(crate::rpc::ServerConfig {

@@ -86,7 +86,7 @@ fn main() -> anyhow::Result<()> {
         .validate()
         .map_err(anyhow::Error::msg)
         .context("invalid configuration")?;
-    let runtime = cli::runtime(args.server.workers_or(2)).context("starting the runtime")?;
+    let runtime = cli::runtime(args.server.workers).context("starting the runtime")?;
     runtime.block_on(async {
         let listener = cli::bind(args.bind.addr(args.port), "balancer").await?;
         podium::balancer::run(listener, config, cli::shutdown_signal())

@@ -26,16 +26,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context as _};
 use bytes::Bytes;
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
-use http_body_util::{BodyExt as _, Full};
-use hyper::client::conn::http1;
+use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
 use podium::rpc::codec::{self, Limits};
+use podium::rpc::pool;
 use podium::rpc::{Client, ClientConfig, Methods, Params, ServerConfig, Value};
 use podium::secret::FEEDER_PASSWORD_ENV;
 use rand::{Rng, SeedableRng};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Barrier, Notify, Semaphore};
 use tokio::task::JoinSet;
 
@@ -45,6 +44,8 @@ const MEDALS: [&str; 3] = ["gold", "silver", "bronze"];
 const DEFAULT_EVENT: &str = "Stone Curling";
 /// Deadline of one request; a slower one counts as an error.
 const REQUEST_TIMEOUT_MS: u64 = 5_000;
+/// Largest reply accepted.
+const MAX_REPLY_BYTES: usize = 16 << 20;
 /// Pause after a failed request, so a dead server is not spun on.
 const ERROR_PAUSE_MS: u64 = 10;
 /// Longest a load run may last, whatever the flags say.
@@ -283,9 +284,9 @@ impl Target {
 #[derive(Debug, thiserror::Error)]
 enum CallError {
     #[error("connect: {0}")]
-    Connect(std::io::Error),
+    Connect(String),
     #[error("http: {0}")]
-    Http(#[from] hyper::Error),
+    Http(String),
     #[error("HTTP status {0}")]
     Status(StatusCode),
     #[error("no reply within {0:?}")]
@@ -297,30 +298,25 @@ enum CallError {
 }
 
 /// A dedicated keep-alive HTTP/1.1 connection, reopened after an error.
+/// Driven by the task that uses it (podium's own [`pool::Connection`]), so
+/// the generator spends as little of the machine as it can on itself.
 struct Conn {
     target: Target,
-    sender: Option<http1::SendRequest<Full<Bytes>>>,
+    conn: Option<pool::Connection>,
 }
 
 impl Conn {
     fn new(target: Target) -> Conn {
-        Conn {
-            target,
-            sender: None,
-        }
+        Conn { target, conn: None }
     }
 
     async fn connect(&mut self) -> Result<(), CallError> {
-        let stream = TcpStream::connect(self.target.addr)
+        let authority = self.target.addr.to_string();
+        let timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
+        let conn = pool::Connection::open(&authority, timeout)
             .await
-            .map_err(CallError::Connect)?;
-        let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            // Ends when the sender is dropped or the peer closes.
-            let _ = conn.await;
-        });
-        self.sender = Some(sender);
+            .map_err(|e| CallError::Connect(e.to_string()))?;
+        self.conn = Some(conn);
         Ok(())
     }
 
@@ -331,23 +327,19 @@ impl Conn {
         let result = result.unwrap_or(Err(CallError::Timeout(timeout)));
         if result.is_err() {
             // The connection's state is unknown: start afresh next time.
-            self.sender = None;
+            self.conn = None;
         }
         result
     }
 
     async fn post_inner(&mut self, body: Bytes) -> Result<Bytes, CallError> {
-        let ready = match &mut self.sender {
-            Some(sender) => sender.ready().await.is_ok(),
-            None => false,
-        };
-        if !ready {
+        if !self.conn.as_ref().is_some_and(pool::Connection::is_open) {
             self.connect().await?;
         }
-        let sender = self
-            .sender
+        let conn = self
+            .conn
             .as_mut()
-            .expect("connect() set the sender or returned an error");
+            .expect("connect() set the connection or returned an error");
         let len = body.len();
         let req = Request::post(self.target.path.as_str())
             .header(header::HOST, self.target.host.clone())
@@ -355,11 +347,14 @@ impl Conn {
             .header(header::CONTENT_LENGTH, len)
             .body(Full::new(body))
             .map_err(|e| CallError::Parse(e.to_string()))?;
-        let resp = sender.send_request(req).await?;
-        if resp.status() != StatusCode::OK {
-            return Err(CallError::Status(resp.status()));
+        let (parts, reply) = conn
+            .exchange(req, MAX_REPLY_BYTES)
+            .await
+            .map_err(|e| CallError::Http(e.into_error().to_string()))?;
+        if parts.status != StatusCode::OK {
+            return Err(CallError::Status(parts.status));
         }
-        Ok(resp.into_body().collect().await?.to_bytes())
+        Ok(reply)
     }
 
     /// Calls `method` and decodes the reply; a fault is an error.

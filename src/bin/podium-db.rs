@@ -56,7 +56,7 @@ fn main() -> anyhow::Result<()> {
         clock,
         vclock,
     };
-    let runtime = cli::runtime(args.server.workers_or(1)).context("starting the runtime")?;
+    let runtime = cli::runtime(args.server.workers).context("starting the runtime")?;
     runtime.block_on(async {
         let db = DbServer::open(config)
             .with_context(|| format!("opening {}", args.db_file.display()))?;

@@ -121,7 +121,7 @@ fn main() -> anyhow::Result<()> {
         .validate()
         .map_err(anyhow::Error::msg)
         .context("invalid configuration")?;
-    let runtime = cli::runtime(args.server.workers_or(1)).context("starting the runtime")?;
+    let runtime = cli::runtime(args.server.workers).context("starting the runtime")?;
     runtime.block_on(async {
         let listener = cli::bind(args.bind.addr(port), "front-end").await?;
         let node = Node::new(election).map_err(anyhow::Error::msg)?;

@@ -63,7 +63,7 @@ fn main() -> anyhow::Result<()> {
     let url = args.target.url();
     let server = Client::new(&url, ClientConfig::default()).context("server URL")?;
     let limits = args.server_limits.to_config()?;
-    let runtime = cli::runtime(args.server_limits.workers_or(1)).context("starting the runtime")?;
+    let runtime = cli::runtime(args.server_limits.workers).context("starting the runtime")?;
     runtime.block_on(async {
         let roster = loop {
             match server.call("scoreboard.roster", &[]).await {

@@ -244,7 +244,7 @@ impl Frontend {
         let key = tally_key(&team);
         match self
             .cache
-            .get_or_fetch(&key, async {
+            .get_or_fetch(&key, || async {
                 self.db.tally(&team).await.map(Cached::Tally)
             })
             .await?
@@ -259,7 +259,7 @@ impl Frontend {
         let key = score_key(&event);
         match self
             .cache
-            .get_or_fetch(&key, async {
+            .get_or_fetch(&key, || async {
                 self.db.score(&event).await.map(Cached::Score)
             })
             .await?
@@ -271,7 +271,7 @@ impl Frontend {
 
     /// The medal table, ranked once when fetched, not on every hit.
     async fn medal_table(&self) -> Result<Arc<Vec<scoreboard::Tally>>, Fault> {
-        let fetch = async {
+        let fetch = || async {
             let mut table = self.db.tallies().await?;
             scoreboard::rank(&mut table);
             Ok(Cached::Table(Arc::new(table)))

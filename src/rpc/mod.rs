@@ -10,7 +10,7 @@ pub mod codec;
 pub mod fault;
 mod http;
 pub mod methods;
-mod pool;
+pub mod pool;
 pub mod server;
 pub mod value;
 

@@ -19,19 +19,19 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::client::conn::http1::{self, Connection, SendRequest};
+use hyper::client::conn::http1::{self, SendRequest};
 use hyper::client::conn::TrySendError;
 use hyper::http::response;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-type Driver = Connection<TokioIo<TcpStream>, Full<Bytes>>;
+type Driver = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
 
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum PoolError {
-    /// Nothing was sent: the connection could not be made.
+pub enum PoolError {
+    /// The connection could not be made: nothing was sent.
     #[error("{0}")]
     Connect(String),
     /// The request may have reached the server.
@@ -51,15 +51,121 @@ pub(crate) struct Pool {
 }
 
 struct Idle {
-    conn: Conn,
+    conn: Connection,
     since: Instant,
 }
 
-struct Conn {
+/// One keep-alive HTTP/1.1 connection, driven by the task that is using it
+/// (see the module's documentation): what the pool keeps, and what a load
+/// generator holds one of per simulated client.
+pub struct Connection {
     sender: SendRequest<Full<Bytes>>,
     driver: Driver,
     /// The driver has returned: it must not be polled again.
     ended: bool,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("open", &self.is_open())
+            .finish()
+    }
+}
+
+/// How an exchange failed: with the request unsent (and given back), or
+/// after it may have reached the server.
+#[derive(Debug)]
+pub enum Failed {
+    Unsent(Box<Request<Full<Bytes>>>, PoolError),
+    Sent(PoolError),
+}
+
+impl Failed {
+    pub fn into_error(self) -> PoolError {
+        match self {
+            Failed::Unsent(_, e) | Failed::Sent(e) => e,
+        }
+    }
+}
+
+impl Connection {
+    /// Connects to `authority` (`host:port`) within `timeout`.
+    ///
+    /// # Errors
+    /// [`PoolError::Connect`].
+    pub async fn open(authority: &str, timeout: Duration) -> Result<Connection, PoolError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(authority))
+            .await
+            .map_err(|_| {
+                PoolError::Connect(format!("{authority}: no connection within {timeout:?}"))
+            })?
+            .map_err(|e| PoolError::Connect(format!("{authority}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, driver) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| PoolError::Connect(error_chain(&e)))?;
+        Ok(Connection {
+            sender,
+            driver,
+            ended: false,
+        })
+    }
+
+    /// False once the connection has closed, or knows it will.
+    pub fn is_open(&self) -> bool {
+        !self.ended && !self.sender.is_closed()
+    }
+
+    /// Sends `req` and reads the whole reply, refusing a body over
+    /// `max_body` bytes. The caller bounds the time; after an error the
+    /// connection is not to be used again.
+    ///
+    /// # Errors
+    /// As [`Failed`] says.
+    pub async fn exchange(
+        &mut self,
+        req: Request<Full<Bytes>>,
+        max_body: usize,
+    ) -> Result<(response::Parts, Bytes), Failed> {
+        let Connection {
+            sender,
+            driver,
+            ended,
+        } = self;
+        // A connection that closed while idle shows it here, before
+        // anything is sent on it.
+        let ready = drive(driver, ended, sender.ready()).await;
+        if !matches!(ready, Some(Ok(()))) || *ended {
+            return Err(Failed::Unsent(
+                Box::new(req),
+                PoolError::Transport("connection closed before the request was sent".into()),
+            ));
+        }
+        let exchange = async {
+            let resp = sender.try_send_request(req).await?;
+            let (parts, body) = resp.into_parts();
+            let body = Limited::new(body, max_body).collect().await;
+            Ok::<_, TrySendError<Request<Full<Bytes>>>>((parts, body))
+        };
+        match drive(driver, ended, exchange).await {
+            Some(Ok((parts, Ok(body)))) => Ok((parts, body.to_bytes())),
+            Some(Ok((_, Err(e)))) if e.is::<http_body_util::LengthLimitError>() => {
+                Err(Failed::Sent(PoolError::TooLarge(max_body)))
+            }
+            Some(Ok((_, Err(e)))) => Err(Failed::Sent(PoolError::Transport(error_chain(&*e)))),
+            Some(Err(mut e)) => {
+                let error = PoolError::Transport(error_chain(e.error()));
+                match e.take_message() {
+                    Some(unsent) => Err(Failed::Unsent(Box::new(unsent), error)),
+                    None => Err(Failed::Sent(error)),
+                }
+            }
+            None => Err(Failed::Sent(PoolError::Transport(
+                "connection closed before the reply was complete".into(),
+            ))),
+        }
+    }
 }
 
 impl Pool {
@@ -88,54 +194,24 @@ impl Pool {
         loop {
             let (mut conn, reused) = match self.take_idle() {
                 Some(conn) => (conn, true),
-                None => (self.connect().await?, false),
+                None => (
+                    Connection::open(&self.authority, self.connect_timeout).await?,
+                    false,
+                ),
             };
-            let Conn {
-                sender,
-                driver,
-                ended,
-            } = &mut conn;
-            // A connection that closed while idle shows it here, before
-            // anything is sent on it.
-            let ready = drive(driver, ended, sender.ready()).await;
-            if !matches!(ready, Some(Ok(()))) || *ended {
-                if reused {
-                    continue;
-                }
-                return Err(PoolError::Transport(
-                    "connection closed before the request was sent".into(),
-                ));
-            }
-            let exchange = async {
-                let resp = sender.try_send_request(req).await?;
-                let (parts, body) = resp.into_parts();
-                let body = Limited::new(body, max_body).collect().await;
-                Ok::<_, TrySendError<Request<Full<Bytes>>>>((parts, body))
-            };
-            match drive(driver, ended, exchange).await {
-                Some(Ok((parts, Ok(body)))) => {
+            match conn.exchange(req, max_body).await {
+                Ok(reply) => {
                     self.put_idle(conn);
-                    return Ok((parts, body.to_bytes()));
+                    return Ok(reply);
                 }
-                Some(Ok((_, Err(e)))) if e.is::<http_body_util::LengthLimitError>() => {
-                    return Err(PoolError::TooLarge(max_body));
-                }
-                Some(Ok((_, Err(e)))) => return Err(PoolError::Transport(error_chain(&*e))),
-                Some(Err(mut e)) => match e.take_message() {
-                    // Never written: safe to send again, on another connection.
-                    Some(unsent) if reused => req = unsent,
-                    _ => return Err(PoolError::Transport(error_chain(e.error()))),
-                },
-                None => {
-                    return Err(PoolError::Transport(
-                        "connection closed before the reply was complete".into(),
-                    ))
-                }
+                // Never written: safe to send again, on another connection.
+                Err(Failed::Unsent(unsent, _)) if reused => req = *unsent,
+                Err(Failed::Unsent(_, e) | Failed::Sent(e)) => return Err(e),
             }
         }
     }
 
-    fn take_idle(&self) -> Option<Conn> {
+    fn take_idle(&self) -> Option<Connection> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(entry) = idle.pop() {
             if entry.since.elapsed() < self.idle_timeout && !entry.conn.sender.is_closed() {
@@ -145,8 +221,8 @@ impl Pool {
         None
     }
 
-    fn put_idle(&self, conn: Conn) {
-        if conn.ended || conn.sender.is_closed() {
+    fn put_idle(&self, conn: Connection) {
+        if !conn.is_open() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -166,30 +242,6 @@ impl Pool {
             conn,
             since: Instant::now(),
         });
-    }
-
-    async fn connect(&self) -> Result<Conn, PoolError> {
-        let stream = tokio::time::timeout(
-            self.connect_timeout,
-            TcpStream::connect(self.authority.as_str()),
-        )
-        .await
-        .map_err(|_| {
-            PoolError::Connect(format!(
-                "{}: no connection within {:?}",
-                self.authority, self.connect_timeout
-            ))
-        })?
-        .map_err(|e| PoolError::Connect(format!("{}: {e}", self.authority)))?;
-        let _ = stream.set_nodelay(true);
-        let (sender, driver) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| PoolError::Connect(error_chain(&e)))?;
-        Ok(Conn {
-            sender,
-            driver,
-            ended: false,
-        })
     }
 }
 
