@@ -10,6 +10,9 @@
 //! connection is polled by no one and costs nothing; a close by the peer
 //! while it was idle is seen when it is next taken, and a request that the
 //! connection never got to send is sent again on a fresh one.
+//!
+//! [`Connection`] is public for `podium-bench`, whose simulated clients each
+//! hold one: the load generator then costs the machine as little as it can.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -77,11 +80,15 @@ impl std::fmt::Debug for Connection {
 /// after it may have reached the server.
 #[derive(Debug)]
 pub enum Failed {
+    /// The connection closed before the request went out: the request, to
+    /// send again elsewhere, and why.
     Unsent(Box<Request<Full<Bytes>>>, PoolError),
+    /// The server may have the request.
     Sent(PoolError),
 }
 
 impl Failed {
+    /// Why, without the request.
     pub fn into_error(self) -> PoolError {
         match self {
             Failed::Unsent(_, e) | Failed::Sent(e) => e,
