@@ -663,14 +663,8 @@ print("ok")
 fn every_spelling_of_a_call_gets_the_front_ends_answer_through_the_balancer() {
     use support::http_post;
     let cluster = Cluster::start(ClusterConfig::default());
-    let bal: std::net::SocketAddr = cluster.balancer_url()["http://".len()..]
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
-    let fe: std::net::SocketAddr = cluster.frontend(0).url()["http://".len()..]
-        .trim_end_matches('/')
-        .parse()
-        .unwrap();
+    let bal = cluster.balancer.as_ref().expect("a balancer").addr();
+    let fe = cluster.frontends[0].addr();
     let bodies: [&[u8]; 6] = [
         // Plain: relayed unparsed.
         b"<?xml version='1.0'?>\n<methodCall>\n<methodName>get_medal_tally</methodName>\n<params><param><value><string>Gaul</string></value></param></params>\n</methodCall>\n",
