@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::client::conn::TrySendError;
 use hyper::http::response;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
@@ -63,7 +62,9 @@ struct Idle {
 /// generator holds one of per simulated client.
 pub struct Connection {
     sender: SendRequest<Full<Bytes>>,
-    driver: Driver,
+    /// Dropped when the connection ended before answering a queued request:
+    /// dropping it is what makes hyper hand that request back.
+    driver: Option<Driver>,
     /// The driver has returned: it must not be polled again.
     ended: bool,
 }
@@ -87,15 +88,6 @@ pub enum Failed {
     Sent(PoolError),
 }
 
-impl Failed {
-    /// Why, without the request.
-    pub fn into_error(self) -> PoolError {
-        match self {
-            Failed::Unsent(_, e) | Failed::Sent(e) => e,
-        }
-    }
-}
-
 impl Connection {
     /// Connects to `authority` (`host:port`) within `timeout`.
     ///
@@ -114,14 +106,14 @@ impl Connection {
             .map_err(|e| PoolError::Connect(error_chain(&e)))?;
         Ok(Connection {
             sender,
-            driver,
+            driver: Some(driver),
             ended: false,
         })
     }
 
     /// False once the connection has closed, or knows it will.
     pub fn is_open(&self) -> bool {
-        !self.ended && !self.sender.is_closed()
+        self.driver.is_some() && !self.ended && !self.sender.is_closed()
     }
 
     /// Sends `req` and reads the whole reply, refusing a body over
@@ -135,42 +127,72 @@ impl Connection {
         req: Request<Full<Bytes>>,
         max_body: usize,
     ) -> Result<(response::Parts, Bytes), Failed> {
+        let closed = |what: &str| PoolError::Transport(format!("connection closed {what}"));
         let Connection {
             sender,
-            driver,
+            driver: Some(driver_slot),
             ended,
-        } = self;
+        } = self
+        else {
+            return Err(Failed::Unsent(
+                Box::new(req),
+                closed("before the request was sent"),
+            ));
+        };
+        let driver = &mut *driver_slot;
         // A connection that closed while idle shows it here, before
         // anything is sent on it.
         let ready = drive(driver, ended, sender.ready()).await;
         if !matches!(ready, Some(Ok(()))) || *ended {
             return Err(Failed::Unsent(
                 Box::new(req),
-                PoolError::Transport("connection closed before the request was sent".into()),
+                closed("before the request was sent"),
             ));
         }
-        let exchange = async {
-            let resp = sender.try_send_request(req).await?;
-            let (parts, body) = resp.into_parts();
-            let body = Limited::new(body, max_body).collect().await;
-            Ok::<_, TrySendError<Request<Full<Bytes>>>>((parts, body))
-        };
-        match drive(driver, ended, exchange).await {
-            Some(Ok((parts, Ok(body)))) => Ok((parts, body.to_bytes())),
-            Some(Ok((_, Err(e)))) if e.is::<http_body_util::LengthLimitError>() => {
-                Err(Failed::Sent(PoolError::TooLarge(max_body)))
-            }
-            Some(Ok((_, Err(e)))) => Err(Failed::Sent(PoolError::Transport(error_chain(&*e)))),
-            Some(Err(mut e)) => {
-                let error = PoolError::Transport(error_chain(e.error()));
-                match e.take_message() {
-                    Some(unsent) => Err(Failed::Unsent(Box::new(unsent), error)),
-                    None => Err(Failed::Sent(error)),
+        let mut head = std::pin::pin!(sender.try_send_request(req));
+        let head = match drive(driver, ended, head.as_mut()).await {
+            Some(head) => head,
+            None => {
+                // The connection ended (a close seen only once the request
+                // was queued) without answering. Dropping its driver makes
+                // hyper answer: with the request itself if it was never
+                // written. No body is in flight yet, so nothing is cut short.
+                self.driver = None;
+                match head.await {
+                    Ok(_) => return Err(Failed::Sent(closed("before the reply was complete"))),
+                    Err(e) => Err(e),
                 }
             }
-            None => Err(Failed::Sent(PoolError::Transport(
-                "connection closed before the reply was complete".into(),
-            ))),
+        };
+        let resp = match head {
+            Ok(resp) => resp,
+            Err(mut e) => {
+                let error = PoolError::Transport(error_chain(e.error()));
+                return match e.take_message() {
+                    Some(unsent) => Err(Failed::Unsent(Box::new(unsent), error)),
+                    None => Err(Failed::Sent(error)),
+                };
+            }
+        };
+        let Some(driver) = self.driver.as_mut() else {
+            return Err(Failed::Sent(closed("before the reply was complete")));
+        };
+        let (parts, body) = resp.into_parts();
+        // The driver is kept to the end of the body, even once it has
+        // returned: dropping it mid-body would end the body as if complete.
+        match drive(
+            driver,
+            &mut self.ended,
+            Limited::new(body, max_body).collect(),
+        )
+        .await
+        {
+            Some(Ok(body)) => Ok((parts, body.to_bytes())),
+            Some(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+                Err(Failed::Sent(PoolError::TooLarge(max_body)))
+            }
+            Some(Err(e)) => Err(Failed::Sent(PoolError::Transport(error_chain(&*e)))),
+            None => Err(Failed::Sent(closed("before the reply was complete"))),
         }
     }
 }
@@ -411,6 +433,57 @@ mod tests {
             // Let the runtime take in the close before the next call.
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// Found in review: a close seen only after the request was queued
+    /// (here forced by spending the task's cooperative budget first, so the
+    /// readiness check does not read the socket) used to fail the call,
+    /// though the request was never written.
+    #[tokio::test]
+    async fn a_close_seen_after_the_request_is_queued_is_retried() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        use tokio::sync::mpsc::unbounded_channel;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (close_tx, mut close) = unbounded_channel::<()>();
+        let (closed_tx, mut closed) = unbounded_channel::<()>();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                if close.recv().await.is_none() {
+                    return;
+                }
+                drop(stream);
+                let _ = closed_tx.send(());
+            }
+        });
+        let pool = pool(&addr, 4);
+        pool.send(request(&addr), 1024).await.unwrap();
+        close_tx.send(()).unwrap();
+        closed.recv().await.unwrap();
+        // Let the runtime take in the close.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let (tx, mut rx) = unbounded_channel::<()>();
+        for _ in 0..1000 {
+            tx.send(()).unwrap();
+        }
+        let mut call = std::pin::pin!(pool.send(request(&addr), 1024));
+        let mut first = true;
+        let result = std::future::poll_fn(|cx| {
+            if std::mem::take(&mut first) {
+                while rx.poll_recv(cx).is_ready() {}
+            }
+            call.as_mut().poll(cx)
+        })
+        .await;
+        assert!(
+            result.is_ok(),
+            "an unsent request failed the call: {result:?}"
+        );
     }
 
     #[tokio::test]
