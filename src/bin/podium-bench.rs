@@ -333,28 +333,37 @@ impl Conn {
     }
 
     async fn post_inner(&mut self, body: Bytes) -> Result<Bytes, CallError> {
-        if !self.conn.as_ref().is_some_and(pool::Connection::is_open) {
-            self.connect().await?;
-        }
-        let conn = self
-            .conn
-            .as_mut()
-            .expect("connect() set the connection or returned an error");
-        let len = body.len();
-        let req = Request::post(self.target.path.as_str())
+        let mut req = Request::post(self.target.path.as_str())
             .header(header::HOST, self.target.host.clone())
             .header(header::CONTENT_TYPE, "text/xml")
-            .header(header::CONTENT_LENGTH, len)
+            .header(header::CONTENT_LENGTH, body.len())
             .body(Full::new(body))
             .map_err(|e| CallError::Parse(e.to_string()))?;
-        let (parts, reply) = conn
-            .exchange(req, MAX_REPLY_BYTES)
-            .await
-            .map_err(|e| CallError::Http(e.into_error().to_string()))?;
-        if parts.status != StatusCode::OK {
-            return Err(CallError::Status(parts.status));
+        // Twice at most: a connection the server closed while idle gives
+        // the request back unsent, to send on a new one.
+        for _ in 0..2 {
+            if !self.conn.as_ref().is_some_and(pool::Connection::is_open) {
+                self.connect().await?;
+            }
+            let conn = self
+                .conn
+                .as_mut()
+                .expect("connect() set the connection or returned an error");
+            match conn.exchange(req, MAX_REPLY_BYTES).await {
+                Ok((parts, _)) if parts.status != StatusCode::OK => {
+                    return Err(CallError::Status(parts.status))
+                }
+                Ok((_, reply)) => return Ok(reply),
+                Err(pool::Failed::Unsent(unsent, _)) => {
+                    self.conn = None;
+                    req = *unsent;
+                }
+                Err(pool::Failed::Sent(e)) => return Err(CallError::Http(e.to_string())),
+            }
         }
-        Ok(reply)
+        Err(CallError::Http(
+            "connection closed twice before the request was sent".into(),
+        ))
     }
 
     /// Calls `method` and decodes the reply; a fault is an error.
