@@ -398,17 +398,32 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 10);
     }
 
-    #[tokio::test]
-    async fn a_connection_closed_silently_while_idle_is_replaced() {
+    /// Tells [`closes_when_told`]'s server to close its connection.
+    struct Closer {
+        close: tokio::sync::mpsc::UnboundedSender<()>,
+        closed: tokio::sync::mpsc::UnboundedReceiver<()>,
+    }
+
+    impl Closer {
+        /// Returns once the server has closed and the runtime has taken
+        /// the close in.
+        async fn close(&mut self) {
+            self.close.send(()).unwrap();
+            self.closed.recv().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// A server that answers one request per connection as keep-alive, then
+    /// closes it without a word, as a server does when its idle timeout
+    /// passes, once told to.
+    async fn closes_when_told() -> (String, Closer) {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         use tokio::sync::mpsc::unbounded_channel;
-        // Answers one request per connection as keep-alive, then, once told
-        // (the client has pooled the connection by then), closes it without
-        // a word, as a server does when its idle timeout passes.
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let (close_tx, mut close) = unbounded_channel::<()>();
-        let (closed_tx, mut closed) = unbounded_channel::<()>();
+        let (closed_tx, closed) = unbounded_channel::<()>();
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let mut buf = [0u8; 4096];
@@ -423,15 +438,24 @@ mod tests {
                 let _ = closed_tx.send(());
             }
         });
+        (
+            addr,
+            Closer {
+                close: close_tx,
+                closed,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_silently_while_idle_is_replaced() {
+        let (addr, mut server) = closes_when_told().await;
         let pool = pool(&addr, 4);
         for _ in 0..5 {
             let (_, body) = pool.send(request(&addr), 1024).await.unwrap();
             assert_eq!(&body[..], b"ok");
             assert_eq!(pool.idle.lock().unwrap().len(), 1, "kept for reuse");
-            close_tx.send(()).unwrap();
-            closed.recv().await.unwrap();
-            // Let the runtime take in the close before the next call.
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            server.close().await;
         }
     }
 
@@ -441,32 +465,11 @@ mod tests {
     /// though the request was never written.
     #[tokio::test]
     async fn a_close_seen_after_the_request_is_queued_is_retried() {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         use tokio::sync::mpsc::unbounded_channel;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let (close_tx, mut close) = unbounded_channel::<()>();
-        let (closed_tx, mut closed) = unbounded_channel::<()>();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                let _ = stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                    .await;
-                if close.recv().await.is_none() {
-                    return;
-                }
-                drop(stream);
-                let _ = closed_tx.send(());
-            }
-        });
+        let (addr, mut server) = closes_when_told().await;
         let pool = pool(&addr, 4);
         pool.send(request(&addr), 1024).await.unwrap();
-        close_tx.send(()).unwrap();
-        closed.recv().await.unwrap();
-        // Let the runtime take in the close.
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        server.close().await;
         let (tx, mut rx) = unbounded_channel::<()>();
         for _ in 0..1000 {
             tx.send(()).unwrap();
