@@ -1,5 +1,5 @@
-//! HTTP body helpers shared by the server and the client: bounded, timed
-//! reads and gzip in both directions.
+//! HTTP body helpers: the server's bounded, timed body reads, and gzip in
+//! both directions (the client's reads are bounded in [`super::pool`]).
 
 use std::future::Future as _;
 use std::io::{Read as _, Write as _};
