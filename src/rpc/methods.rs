@@ -74,8 +74,8 @@ struct Method {
 #[derive(Clone, Default)]
 pub struct Methods {
     table: Arc<BTreeMap<String, Method>>,
-    /// How many of them are relays.
-    relays: usize,
+    /// Whether any is a relay: servers without one never peek at bodies.
+    has_relays: bool,
 }
 
 impl fmt::Debug for Methods {
@@ -137,6 +137,7 @@ impl Methods {
                 let reply = handler(p, c);
                 Box::pin(async move { reply.await.map(Reply::Value) })
             }),
+            None,
         )
     }
 
@@ -175,19 +176,14 @@ impl Methods {
                     encoded(Bytes::from(body), c).await.map(Reply::Encoded)
                 })
             }),
-        );
-        let table = Arc::get_mut(&mut self.table).expect("methods are added before serving");
-        if let Some(m) = table.get_mut(name) {
-            m.relay = Some(relay);
-        }
-        self.relays += 1;
-        self
+            Some(relay),
+        )
     }
 
     /// The relay for `body`, when it is a call to a relay method in the
     /// plainest spelling: the server then hands the body over unparsed.
     pub fn relay_for(&self, body: &[u8]) -> Option<RelayHandler> {
-        if self.relays == 0 {
+        if !self.has_relays {
             return None;
         }
         let name = super::codec::peek_method_name(body)?;
@@ -200,11 +196,13 @@ impl Methods {
         signature: &[&'static str],
         help: &'static str,
         handler: Handler,
+        relay: Option<RelayHandler>,
     ) -> &mut Self {
         assert!(
             !SYSTEM_METHODS.iter().any(|(n, _, _)| *n == name),
             "{name} is built in"
         );
+        self.has_relays |= relay.is_some();
         let table = Arc::get_mut(&mut self.table).expect("methods are added before serving");
         let old = table.insert(
             name.to_owned(),
@@ -212,7 +210,7 @@ impl Methods {
                 signatures: vec![signature.to_vec()],
                 help,
                 handler,
-                relay: None,
+                relay,
             },
         );
         assert!(old.is_none(), "method {name} added twice");
