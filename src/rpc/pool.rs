@@ -243,7 +243,7 @@ impl Pool {
     fn take_idle(&self) -> Option<Connection> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(entry) = idle.pop() {
-            if entry.since.elapsed() < self.idle_timeout && !entry.conn.sender.is_closed() {
+            if entry.since.elapsed() < self.idle_timeout && entry.conn.is_open() {
                 return Some(entry.conn);
             }
         }
@@ -303,7 +303,7 @@ async fn drive<F: Future>(driver: &mut Driver, ended: &mut bool, work: F) -> Opt
 }
 
 /// An error and its causes on one line: hyper's own messages are terse.
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
