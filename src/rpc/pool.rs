@@ -508,6 +508,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_connection_idle_past_its_time_is_not_reused() {
+        let (addr, accepted) = server("ok", usize::MAX).await;
+        // Every idle connection is past a zero idle time at once.
+        let pool = Pool::new(addr.clone(), Duration::from_secs(1), Duration::ZERO, 4);
+        for _ in 0..3 {
+            pool.send(request(&addr), 1024).await.unwrap();
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        assert!(
+            pool.idle.lock().unwrap().len() <= 1,
+            "expired ones are dropped"
+        );
+    }
+
+    #[tokio::test]
     async fn a_reply_over_the_limit_is_refused() {
         let (addr, _) = server("0123456789", usize::MAX).await;
         let pool = pool(&addr, 4);
