@@ -24,5 +24,6 @@ pub mod frontend;
 pub mod rpc;
 pub mod scoreboard;
 pub mod secret;
+pub mod shutdown;
 pub mod store;
 pub mod tablet;
