@@ -17,6 +17,7 @@ pub mod api;
 pub mod balancer;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod db;
 pub mod election;
 pub mod feeder;

@@ -74,21 +74,6 @@ impl Secret {
         bool::from(self.0.as_bytes().ct_eq(given.as_bytes()))
     }
 
-    /// Admits a call to an internal method: the call must carry this secret
-    /// (the `X-Podium-Secret` header).
-    ///
-    /// # Errors
-    /// The `UNAUTHORIZED` fault.
-    pub fn admit(&self, ctx: &crate::rpc::CallContext) -> Result<(), crate::rpc::Fault> {
-        match &ctx.secret {
-            Some(given) if self.matches(given) => Ok(()),
-            _ => Err(crate::rpc::Fault::new(
-                crate::rpc::fault::UNAUTHORIZED,
-                "internal method: the cluster secret is required",
-            )),
-        }
-    }
-
     /// The secret itself, for sending it (as a header) to a peer.
     pub fn expose(&self) -> Arc<str> {
         self.0.clone()

@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
-use std::future::Future;
 use std::io::IsTerminal as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,11 +18,14 @@ use tracing::{info, warn};
 
 use crate::rpc::{Client, Methods, ServerConfig, Value};
 use crate::scoreboard::Roster;
+use crate::shutdown::{Shutdown, Tasks};
 
 /// Default callback port, as the old tablet.
 pub const DEFAULT_PORT: u16 = 8005;
 /// Default lease asked for in push mode, seconds; renewed every third of it.
 pub const DEFAULT_LEASE_SECS: u64 = 15;
+/// How long the tablet waits at exit for its unsubscribe to be answered.
+const UNSUBSCRIBE_GRACE: Duration = Duration::from_secs(2);
 /// Recent pushes remembered to drop duplicates.
 const DEDUP_WINDOW: usize = 256;
 
@@ -154,14 +156,14 @@ pub fn choose_follows(
     )
 }
 
-/// Polls every `interval` until `stop`, printing the view when it changes.
+/// Polls every `interval` until `shutdown`, printing the view when it changes.
 pub async fn poll(
     server: Client,
     teams: Vec<String>,
     events: Vec<String>,
     interval: Duration,
     client_id: i64,
-    stop: impl Future<Output = ()>,
+    shutdown: Shutdown,
 ) {
     let mut view = View::new(
         format!("Podium tablet (polling {})", server.uri()),
@@ -169,10 +171,9 @@ pub async fn poll(
         &events,
     );
     let mut ticker = tokio::time::interval(interval);
-    tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = &mut stop => return,
+            _ = shutdown.triggered() => return,
             _ = ticker.tick() => {}
         }
         if poll_once(&server, &teams, &events, client_id, &mut view).await {
@@ -225,7 +226,7 @@ pub struct PushSettings {
 }
 
 /// Serves the callbacks on `listener` and keeps the subscription alive
-/// until `stop`.
+/// until `shutdown`.
 ///
 /// # Errors
 /// Accepting failed for good.
@@ -235,7 +236,7 @@ pub async fn push(
     teams: Vec<String>,
     events: Vec<String>,
     settings: PushSettings,
-    stop: impl Future<Output = ()> + Send + 'static,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let view = Arc::new(Mutex::new(View::new(
         format!("Podium tablet (push to {})", settings.callback_url),
@@ -275,17 +276,17 @@ pub async fn push(
         view.events = first.events;
         show(&view);
     }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let renewer = tokio::spawn(keep_subscribed(
+    let tasks = Tasks::new(shutdown.clone());
+    tasks.spawn(keep_subscribed(
         server,
         teams,
         events,
         settings.clone(),
-        stop_rx,
+        shutdown.clone(),
     ));
-    let result = crate::rpc::serve(listener, methods, settings.server, stop).await;
-    let _ = stop_tx.send(true);
-    let _ = renewer.await;
+    let result = crate::rpc::serve(listener, methods, settings.server, shutdown.triggered()).await;
+    // The renewer unsubscribes on its way out; give it a call's time.
+    tasks.stop(UNSUBSCRIBE_GRACE).await;
     result
 }
 
@@ -295,7 +296,7 @@ async fn keep_subscribed(
     teams: Vec<String>,
     events: Vec<String>,
     settings: PushSettings,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
     let list = |v: &[String]| Value::Array(v.iter().map(|s| Value::from(s.as_str())).collect());
     let params = [
@@ -323,7 +324,7 @@ async fn keep_subscribed(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => break,
+            _ = shutdown.triggered() => break,
         }
     }
     let _ = server

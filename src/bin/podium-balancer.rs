@@ -89,7 +89,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = cli::runtime(args.server.workers).context("starting the runtime")?;
     runtime.block_on(async {
         let listener = cli::bind(args.bind.addr(args.port), "balancer").await?;
-        podium::balancer::run(listener, config, cli::shutdown_signal())
+        podium::balancer::run(listener, config, podium::shutdown::Shutdown::on_signal())
             .await
             .context("serving")
     })

@@ -776,11 +776,20 @@ async fn start_subscriber(
         },
     );
     let mut stop = stop;
+    let shutdown = podium::shutdown::Shutdown::new();
+    let trigger = shutdown.clone();
     tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.changed().await;
-        };
-        let _ = podium::rpc::serve(listener, methods, ServerConfig::default(), shutdown).await;
+        let _ = stop.changed().await;
+        trigger.trigger();
+    });
+    tokio::spawn(async move {
+        let _ = podium::rpc::serve(
+            listener,
+            methods,
+            ServerConfig::default(),
+            shutdown.triggered(),
+        )
+        .await;
     });
     Ok(format!("http://{addr}/"))
 }

@@ -8,6 +8,7 @@ use podium::cli::{self, BindArgs, ClusterSecretArgs, ElectionArgs, ServerArgs};
 use podium::db::{DbConfig, DbServer, DEFAULT_DB_FILE, DEFAULT_PORT};
 use podium::election::driver::Node;
 use podium::election::vclock::SharedClock;
+use podium::shutdown::Shutdown;
 
 /// Podium database server: owns the SQLite file, orders every write, serves
 /// the change feed. All its methods need the cluster secret.
@@ -58,7 +59,8 @@ fn main() -> anyhow::Result<()> {
     };
     let runtime = cli::runtime(args.server.workers).context("starting the runtime")?;
     runtime.block_on(async {
-        let db = DbServer::open(config)
+        let shutdown = Shutdown::on_signal();
+        let db = DbServer::open(config, shutdown.clone())
             .with_context(|| format!("opening {}", args.db_file.display()))?;
         let node = Node::new(election).map_err(anyhow::Error::msg)?;
         let listener = cli::bind(args.bind.addr(args.port), "db").await?;
@@ -66,7 +68,7 @@ fn main() -> anyhow::Result<()> {
         node.add_methods(&mut methods);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let driver = tokio::spawn(node.run(stopped));
-        let served = db.serve(listener, methods, cli::shutdown_signal()).await;
+        let served = db.serve(listener, methods).await;
         let _ = stop.send(true);
         let _ = driver.await;
         served.context("serving")

@@ -13,6 +13,7 @@ use podium::frontend::{
     DEFAULT_PULL_INTERVAL_MS,
 };
 use podium::secret::{Secret, FEEDER_PASSWORD_ENV};
+use podium::shutdown::Shutdown;
 
 /// Podium front-end: serves the public API from a cache kept coherent by the
 /// db's change feed, checks the feeder password, forwards writes, pushes to
@@ -131,7 +132,7 @@ fn main() -> anyhow::Result<()> {
             listener,
             config,
             |m| node.add_methods(m),
-            cli::shutdown_signal(),
+            Shutdown::on_signal(),
         )
         .await;
         let _ = stop.send(true);

@@ -88,7 +88,7 @@ fn main() -> anyhow::Result<()> {
                     events,
                     Duration::from_millis(args.interval_ms),
                     args.client_id,
-                    cli::shutdown_signal(),
+                    podium::shutdown::Shutdown::on_signal(),
                 )
                 .await;
                 Ok(())
@@ -120,7 +120,7 @@ fn main() -> anyhow::Result<()> {
                     teams,
                     events,
                     settings,
-                    cli::shutdown_signal(),
+                    podium::shutdown::Shutdown::on_signal(),
                 )
                 .await
                 .context("serving callbacks")

@@ -9,7 +9,6 @@ pub mod wire;
 mod writer;
 
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -19,11 +18,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::info;
 
 use crate::clock::ClusterClock;
+use crate::cluster::{add_internal, Envelope};
 use crate::election::vclock::SharedClock;
 use crate::rpc::fault::{self, Fault};
 use crate::rpc::{Methods, Params, ServerConfig, Value};
 use crate::scoreboard::{check_score, Medal, Roster, Score, Tally};
 use crate::secret::Secret;
+use crate::shutdown::Shutdown;
 use crate::store::{Change, Entry, SqliteStore, Store, StoreError, WriteOp, WriteRequest};
 use wire::{ChangeBatch, WriteReply, MAX_CHANGES_PER_REPLY, MAX_WAIT_MS};
 use writer::Job;
@@ -104,9 +105,9 @@ struct Db {
     secret: Secret,
     clock: ClusterClock,
     vclock: SharedClock,
-    /// Turns true at shutdown, so long polls answer at once instead of
+    /// Triggered at shutdown; long polls then answer at once instead of
     /// holding the graceful shutdown for their whole wait.
-    closing: watch::Sender<bool>,
+    shutdown: Shutdown,
 }
 
 /// An opened database, ready to serve.
@@ -129,7 +130,7 @@ impl DbServer {
     ///
     /// # Errors
     /// The database cannot be opened or read.
-    pub fn open(config: DbConfig) -> Result<DbServer, StoreError> {
+    pub fn open(config: DbConfig, shutdown: Shutdown) -> Result<DbServer, StoreError> {
         let store = SqliteStore::open(&config.db_file)?;
         let snapshot = store.snapshot()?;
         let recent = store.changes_after(
@@ -166,13 +167,10 @@ impl DbServer {
                 secret: config.cluster_secret,
                 clock: config.clock,
                 vclock: config.vclock.clone(),
-                closing: watch::channel(false).0,
+                shutdown,
             }),
             writer_thread,
-            server: ServerConfig {
-                vclock: Some(config.vclock),
-                ..config.server
-            },
+            server: config.server,
         })
     }
 
@@ -181,30 +179,22 @@ impl DbServer {
         methods(self.db.clone())
     }
 
-    /// Serves until `shutdown`, then waits for the writer to finish what was
+    /// Serves until the shutdown given to [`DbServer::open`], then waits for the writer to finish what was
     /// acknowledged.
     ///
     /// # Errors
     /// Accepting failed for good.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        methods: Methods,
-        shutdown: impl Future<Output = ()>,
-    ) -> std::io::Result<()> {
+    pub async fn serve(self, listener: TcpListener, methods: Methods) -> std::io::Result<()> {
         let DbServer {
             db,
             writer_thread,
             server,
         } = self;
-        let closing = db.closing.clone();
+        let shutdown = db.shutdown.clone();
+        let envelope = Envelope::new(methods, Some(db.secret.clone()), Some(db.vclock.clone()));
         drop(db);
         let grace = server.shutdown_grace;
-        let shutdown = async move {
-            shutdown.await;
-            closing.send_replace(true);
-        };
-        let result = crate::rpc::serve(listener, methods, server, shutdown).await;
+        let result = crate::rpc::serve(listener, envelope, server, shutdown.triggered()).await;
         // The method table held the last handles on the writer's channel; now
         // that it is gone the writer drains its queue and exits.
         let join = tokio::task::spawn_blocking(move || {
@@ -217,37 +207,13 @@ impl DbServer {
     }
 }
 
-/// Adds an internal method: the cluster secret is checked before `f` runs.
-fn internal<F, Fut>(
-    methods: &mut Methods,
-    db: &Arc<Db>,
-    name: &str,
-    signature: &[&'static str],
-    help: &'static str,
-    f: F,
-) where
-    F: Fn(Arc<Db>, Params) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Value, Fault>> + Send + 'static,
-{
-    let db = db.clone();
-    let f = Arc::new(f);
-    methods.add(name, signature, help, move |params, ctx| {
-        let db = db.clone();
-        let f = f.clone();
-        async move {
-            db.secret.admit(&ctx)?;
-            f(db, params).await
-        }
-    });
-}
-
 fn unavailable(what: impl std::fmt::Display) -> Fault {
     Fault::new(fault::UNAVAILABLE, format!("db: {what}"))
 }
 
 fn methods(db: Arc<Db>) -> Methods {
     let mut m = Methods::new();
-    internal(
+    add_internal(
         &mut m,
         &db,
         wire::ROSTER,
@@ -263,7 +229,7 @@ fn methods(db: Arc<Db>) -> Methods {
             Ok(v)
         },
     );
-    internal(
+    add_internal(
         &mut m,
         &db,
         wire::TALLY,
@@ -280,7 +246,7 @@ fn methods(db: Arc<Db>) -> Methods {
                 .ok_or_else(|| Fault::internal("team without a tally row"))
         },
     );
-    internal(
+    add_internal(
         &mut m,
         &db,
         wire::TALLIES,
@@ -300,7 +266,7 @@ fn methods(db: Arc<Db>) -> Methods {
             ))
         },
     );
-    internal(
+    add_internal(
         &mut m,
         &db,
         wire::SCORE,
@@ -317,7 +283,7 @@ fn methods(db: Arc<Db>) -> Methods {
                 .ok_or_else(|| Fault::internal("event without a score row"))
         },
     );
-    internal(
+    add_internal(
         &mut m,
         &db,
         wire::INCREMENT_MEDAL,
@@ -330,7 +296,7 @@ fn methods(db: Arc<Db>) -> Methods {
             write(&db, &p, WriteOp::IncrementMedal { team, medal }).await
         },
     );
-    internal(
+    add_internal(
         &mut m,
         &db,
         wire::SET_SCORE,
@@ -345,7 +311,7 @@ fn methods(db: Arc<Db>) -> Methods {
             write(&db, &p, WriteOp::SetScore { event, score }).await
         },
     );
-    internal(
+    add_internal(
         &mut m,
         &db,
         wire::CHANGES,
@@ -361,7 +327,7 @@ fn methods(db: Arc<Db>) -> Methods {
             changes(&db, after, wait_ms).await.map(|b| b.to_value())
         },
     );
-    internal(
+    add_internal(
         &mut m,
         &db,
         wire::HISTORY,
@@ -427,11 +393,10 @@ async fn write(db: &Db, p: &Params, op: WriteOp) -> Result<Value, Fault> {
 async fn changes(db: &Db, after: i64, wait_ms: i64) -> Result<ChangeBatch, Fault> {
     if wait_ms > 0 {
         let mut rx = db.state.latest_tx.subscribe();
-        let mut closing = db.closing.subscribe();
         let wait = Duration::from_millis(wait_ms as u64);
         tokio::select! {
             _ = tokio::time::timeout(wait, rx.wait_for(|latest| *latest != after)) => {}
-            _ = closing.wait_for(|c| *c) => {}
+            _ = db.shutdown.triggered() => {}
         }
     }
     let epoch = db.state.epoch.clone();

@@ -104,13 +104,13 @@ impl Node {
             let client = Client::new(
                 url,
                 ClientConfig {
-                    timeout: call_timeout,
                     connect_timeout: call_timeout,
-                    secret: Some(cfg.secret.expose()),
-                    vclock: Some(cfg.vclock.clone()),
-                    accept_gzip: false,
                     pool_max_idle: 4,
-                    ..ClientConfig::default()
+                    ..crate::cluster::member_client_config(
+                        &cfg.secret,
+                        Some(cfg.vclock.clone()),
+                        call_timeout,
+                    )
                 },
             )
             .map_err(|e| format!("peer {uid}: {e}"))?;
@@ -480,7 +480,7 @@ fn internal<F, Fut>(
         let node = node.clone();
         let f = f.clone();
         async move {
-            node.cfg.secret.admit(&ctx)?;
+            crate::cluster::caller(&ctx).require_member()?;
             f(node, p).await
         }
     });

@@ -27,6 +27,7 @@ use crate::rpc::fault::{self, Fault};
 use crate::rpc::{CallContext, Client, ClientConfig, Methods, Params, ServerConfig, Value};
 use crate::scoreboard::{self, check_score, score_key, tally_key, Medal, Roster};
 use crate::secret::Secret;
+use crate::shutdown::Shutdown;
 use cache::{Cache, Cached, TABLE_KEY};
 use push::PushHub;
 
@@ -100,7 +101,6 @@ pub(crate) struct Frontend {
     /// The roster, once the db has told us; `None` until then.
     roster: watch::Receiver<Option<Arc<Roster>>>,
     password: Secret,
-    cluster_secret: Secret,
     limiter: Mutex<std::collections::HashMap<IpAddr, Bucket>>,
     clock: ClusterClock,
 }
@@ -120,17 +120,17 @@ pub async fn run(
     listener: TcpListener,
     config: FrontendConfig,
     extra: impl FnOnce(&mut Methods),
-    shutdown: impl Future<Output = ()>,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
     config
         .validate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let client_config = |timeout| ClientConfig {
-        timeout,
-        secret: Some(config.cluster_secret.expose()),
-        vclock: Some(config.vclock.clone()),
-        accept_gzip: false,
-        ..ClientConfig::default()
+    let client_config = |timeout| {
+        crate::cluster::member_client_config(
+            &config.cluster_secret,
+            Some(config.vclock.clone()),
+            timeout,
+        )
     };
     let db = DbClient::new(
         Client::new(&config.db_url, client_config(config.db_timeout)).map_err(io_err)?,
@@ -149,7 +149,6 @@ pub async fn run(
         push: PushHub::new()?,
         roster: roster_rx,
         password: config.feeder_password.clone(),
-        cluster_secret: config.cluster_secret.clone(),
         limiter: Mutex::default(),
         clock: config.clock.clone(),
     });
@@ -166,11 +165,12 @@ pub async fn run(
     info!(mode = ?config.cache_mode, db = %config.db_url, "front-end starting");
     let mut methods = public_methods(fe);
     extra(&mut methods);
-    let server = ServerConfig {
-        vclock: Some(config.vclock.clone()),
-        ..config.server
-    };
-    let result = crate::rpc::serve(listener, methods, server, shutdown).await;
+    let envelope = crate::cluster::Envelope::new(
+        methods,
+        Some(config.cluster_secret.clone()),
+        Some(config.vclock.clone()),
+    );
+    let result = crate::rpc::serve(listener, envelope, config.server, shutdown.triggered()).await;
     let _ = stop_tx.send(true);
     let _ = follower.await;
     result
@@ -190,16 +190,9 @@ impl Frontend {
 
     /// Checks the feeder password, refusing peers that failed too often.
     fn check_password(&self, given: &str, ctx: &CallContext) -> Result<(), Fault> {
-        // The balancer passes the client's address on; believe it only when
-        // the call also carries the cluster secret.
-        let trusted_forward = ctx
-            .secret
-            .as_deref()
-            .is_some_and(|s| self.cluster_secret.matches(s));
-        let peer = match (ctx.forwarded_for, trusted_forward) {
-            (Some(ip), true) => Some(ip),
-            _ => ctx.peer.map(|p| p.ip()),
-        };
+        // The balancer passes the client's address on; the envelope believes
+        // it only from a caller holding the cluster secret.
+        let peer = crate::cluster::caller(ctx).client_ip;
         let now = Instant::now();
         let mut limiter = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
         let bucket = peer.map(|ip| {
@@ -284,13 +277,9 @@ impl Frontend {
         }
     }
 
-    /// The request id of a write: the caller's (header or argument), or a new one.
+    /// The request id of a write: the caller's (argument or header), or a new one.
     fn request_id(ctx: &CallContext, given: Option<&str>) -> String {
-        given
-            .filter(|g| !g.is_empty())
-            .map(str::to_owned)
-            .or_else(|| ctx.request_id.as_deref().map(str::to_owned))
-            .unwrap_or_else(|| format!("fe-{:032x}", rand::random::<u128>()))
+        crate::cluster::request_id(ctx, given, "fe")
     }
 
     async fn increment_medal(

@@ -8,16 +8,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Request, StatusCode, Uri};
 
 use super::codec::{self, EncodeError, Limits, ParseError};
 use super::fault::Fault;
 use super::http::{gunzip, BodyError};
 use super::pool::{Pool, PoolError};
-use super::server::{SECRET_HEADER, VCLOCK_HEADER};
 use super::value::Value;
-use crate::election::vclock::{SharedClock, VectorClock};
 
 /// Default for [`ClientConfig::timeout`].
 pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 5_000;
@@ -29,6 +27,16 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 << 20;
 /// server's idle limit, so a pooled connection is dropped here before the
 /// server closes it under a request.
 pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 10_000;
+
+/// Sees every call a client makes: adds headers to the request and reads
+/// the reply's. How an application layers its own envelope (a vector
+/// clock, say) over plain XML-RPC calls.
+pub trait CallHook: Send + Sync + fmt::Debug {
+    /// Called just before a request is sent.
+    fn on_send(&self, headers: &mut HeaderMap);
+    /// Called with the headers of every reply that arrived.
+    fn on_reply(&self, headers: &HeaderMap);
+}
 
 /// How a client behaves.
 #[derive(Clone)]
@@ -43,11 +51,11 @@ pub struct ClientConfig {
     pub pool_idle_timeout: Duration,
     /// Pooled idle connections kept per host. Default 64.
     pub pool_max_idle: usize,
-    /// Sent as `X-Podium-Secret`, which internal methods require.
-    pub secret: Option<Arc<str>>,
-    /// This process's vector clock: ticked and sent with every call, merged
-    /// from every reply.
-    pub vclock: Option<SharedClock>,
+    /// Headers sent with every call. Mark secret values sensitive
+    /// ([`HeaderValue::set_sensitive`]) and `Debug` hides them.
+    pub headers: HeaderMap,
+    /// Sees every call and reply. Default none.
+    pub hook: Option<Arc<dyn CallHook>>,
     /// Ask for gzipped replies. Default true; off between cluster members on
     /// one network, where compressing costs more CPU than it saves.
     pub accept_gzip: bool,
@@ -61,8 +69,8 @@ impl Default for ClientConfig {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             pool_idle_timeout: Duration::from_millis(DEFAULT_POOL_IDLE_TIMEOUT_MS),
             pool_max_idle: 64,
-            secret: None,
-            vclock: None,
+            headers: HeaderMap::new(),
+            hook: None,
             accept_gzip: true,
         }
     }
@@ -76,8 +84,8 @@ impl fmt::Debug for ClientConfig {
             .field("max_response_bytes", &self.max_response_bytes)
             .field("pool_idle_timeout", &self.pool_idle_timeout)
             .field("pool_max_idle", &self.pool_max_idle)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .field("vclock", &self.vclock.as_ref().map(SharedClock::uid))
+            .field("headers", &self.headers)
+            .field("hook", &self.hook)
             .field("accept_gzip", &self.accept_gzip)
             .finish()
     }
@@ -248,19 +256,14 @@ impl Client {
             req.headers_mut()
                 .insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        if let Some(secret) = &self.config.secret {
-            let value = HeaderValue::from_str(secret).map_err(|_| {
-                ClientError::Transport("cluster secret is not a valid header".into())
-            })?;
-            req.headers_mut().insert(SECRET_HEADER, value);
+        for (name, value) in &self.config.headers {
+            req.headers_mut().insert(name, value.clone());
         }
         for (name, value) in headers {
             req.headers_mut().insert(*name, value.clone());
         }
-        if let Some(clock) = &self.config.vclock {
-            if let Ok(v) = HeaderValue::from_str(&clock.send().to_header()) {
-                req.headers_mut().insert(VCLOCK_HEADER, v);
-            }
+        if let Some(hook) = &self.config.hook {
+            hook.on_send(req.headers_mut());
         }
         let max = self.config.max_response_bytes;
         let (resp, body) = self.pool.send(req, max).await.map_err(|e| match e {
@@ -271,15 +274,8 @@ impl Client {
         if resp.status != StatusCode::OK {
             return Err(ClientError::Status(resp.status));
         }
-        if let Some(clock) = &self.config.vclock {
-            let remote = resp
-                .headers
-                .get(VCLOCK_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(VectorClock::from_header);
-            if let Some(remote) = remote {
-                clock.merge(&remote);
-            }
+        if let Some(hook) = &self.config.hook {
+            hook.on_reply(&resp.headers);
         }
         let gzipped = resp
             .headers

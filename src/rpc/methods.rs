@@ -1,81 +1,61 @@
 //! The method table: one visible list of (name, signature, help, handler)
 //! that both dispatch and introspection read, plus typed argument
-//! extraction and the `system.*` methods every server has.
+//! extraction and the `system.*` methods every server has. A [`Methods`]
+//! is a [`Handler`]: it decodes the call, dispatches it and encodes the
+//! reply.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tracing::{debug, Instrument as _};
 
-use super::codec::MethodCall;
+use super::codec::{self, Limits, MethodCall};
 use super::fault::Fault;
+use super::handler::{CallContext, Handler, Request, Response};
 use super::value::{Struct, Value};
 
 /// What a handler returns.
 pub type HandlerResult = Result<Value, Fault>;
 
-/// A call's result: a value to encode, or a reply already encoded
-/// elsewhere (the balancer relays a front-end's reply as it came).
-#[derive(Debug, Clone)]
-pub enum Reply {
-    Value(Value),
-    /// A complete `methodResponse` body, result or fault.
-    Encoded(Bytes),
-}
+type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send + 'static>>;
+type MethodHandler = Arc<dyn Fn(Params, CallContext) -> HandlerFuture + Send + Sync>;
 
-type HandlerFuture = Pin<Box<dyn Future<Output = Result<Reply, Fault>> + Send + 'static>>;
-type Handler = Arc<dyn Fn(Params, CallContext) -> HandlerFuture + Send + Sync>;
-type RelayFuture = Pin<Box<dyn Future<Output = Result<Bytes, Fault>> + Send + 'static>>;
-/// A relay method's handler: the call encoded in, the reply encoded out.
-pub type RelayHandler = Arc<dyn Fn(Bytes, CallContext) -> RelayFuture + Send + Sync>;
-
-/// Where a call came from, for handlers that care (rate limits, the cluster
-/// secret).
-#[derive(Clone, Default)]
-pub struct CallContext {
-    /// The TCP peer, when the call came over the network.
-    pub peer: Option<SocketAddr>,
-    /// The `X-Podium-Secret` header, which internal methods check.
-    pub secret: Option<Arc<str>>,
-    /// The `X-Podium-Request-Id` header: makes a retried write idempotent.
-    pub request_id: Option<Arc<str>>,
-    /// The `X-Forwarded-For` header (first address), set by the balancer.
-    /// Only to be trusted when `secret` is valid.
-    pub forwarded_for: Option<std::net::IpAddr>,
-}
-
-impl fmt::Debug for CallContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CallContext")
-            .field("peer", &self.peer)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .field("request_id", &self.request_id)
-            .field("forwarded_for", &self.forwarded_for)
-            .finish()
-    }
-}
+/// Default for [`Methods::max_multicall`]: calls one `system.multicall` may
+/// hold. A multicall costs one request but runs every entry, so without a
+/// cap a 4 KB body could ask for thousands of answers.
+pub const DEFAULT_MAX_MULTICALL: usize = 1000;
 
 /// One entry of the table.
 struct Method {
     /// Each signature is `[return type, param types...]`, as
-    /// `system.methodSignature` reports it.
+    /// `system.methodSignature` reports it: one per arity.
     signatures: Vec<Vec<&'static str>>,
     help: &'static str,
-    handler: Handler,
-    /// For relay methods: the handler that takes the call still encoded.
-    relay: Option<RelayHandler>,
+    handler: MethodHandler,
 }
 
 /// The methods a server answers. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Methods {
     table: Arc<BTreeMap<String, Method>>,
-    /// Whether any is a relay: servers without one never peek at bodies.
-    has_relays: bool,
+    /// What the decoder accepts.
+    limits: Limits,
+    /// Most entries in one `system.multicall`.
+    max_multicall: usize,
+}
+
+impl Default for Methods {
+    fn default() -> Self {
+        Methods {
+            table: Arc::default(),
+            limits: Limits::default(),
+            max_multicall: DEFAULT_MAX_MULTICALL,
+        }
+    }
 }
 
 impl fmt::Debug for Methods {
@@ -112,11 +92,23 @@ impl Methods {
         Self::default()
     }
 
-    /// Adds a method. `signature` is `[return type, param types...]`.
+    /// Sets what the decoder accepts. Default [`Limits::default`].
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the most entries one `system.multicall` may hold. Default
+    /// [`DEFAULT_MAX_MULTICALL`].
+    pub fn with_max_multicall(mut self, max: usize) -> Self {
+        self.max_multicall = max;
+        self
+    }
+
+    /// Adds a method with one signature, `[return type, param types...]`.
     ///
     /// # Panics
-    /// When the name is taken or is one of the built-in `system.*` methods:
-    /// that is a programming error, found at start-up.
+    /// As [`Methods::add_overloaded`].
     pub fn add<F, Fut>(
         &mut self,
         name: &str,
@@ -128,89 +120,38 @@ impl Methods {
         F: Fn(Params, CallContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        let handler = Arc::new(handler);
-        self.insert(
-            name,
-            signature,
-            help,
-            Arc::new(move |p, c| {
-                let reply = handler(p, c);
-                Box::pin(async move { reply.await.map(Reply::Value) })
-            }),
-            None,
-        )
+        self.add_overloaded(name, &[signature], help, handler)
     }
 
-    /// Adds a method that relays calls elsewhere: its handler takes the call
-    /// encoded and returns the complete `methodResponse` (result or fault),
-    /// sent on as it is. A call in the plainest spelling (see
-    /// [`codec::peek_method_name`](super::codec::peek_method_name)) reaches
-    /// it as the client sent it, without being parsed here; a call spelled
-    /// otherwise, or inside a multicall, is parsed and encoded again.
+    /// Adds a method with one signature per arity it accepts (a method with
+    /// optional arguments has several), each `[return type, param types...]`.
     ///
     /// # Panics
-    /// As [`Methods::add`].
-    pub fn add_relay<F, Fut>(
+    /// When the name is taken or is one of the built-in `system.*` methods:
+    /// that is a programming error, found at start-up.
+    pub fn add_overloaded<F, Fut>(
         &mut self,
         name: &str,
-        signature: &[&'static str],
+        signatures: &[&[&'static str]],
         help: &'static str,
-        relay: F,
+        handler: F,
     ) -> &mut Self
     where
-        F: Fn(Bytes, CallContext) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Bytes, Fault>> + Send + 'static,
+        F: Fn(Params, CallContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        let relay: RelayHandler = Arc::new(move |body, ctx| Box::pin(relay(body, ctx)));
-        let method = name.to_owned();
-        let encoded = relay.clone();
-        self.insert(
-            name,
-            signature,
-            help,
-            Arc::new(move |p: Params, c| {
-                let call = super::codec::write_call(&method, &p.into_inner());
-                let encoded = encoded.clone();
-                Box::pin(async move {
-                    let body = call.map_err(|e| Fault::internal(e.to_string()))?;
-                    encoded(Bytes::from(body), c).await.map(Reply::Encoded)
-                })
-            }),
-            Some(relay),
-        )
-    }
-
-    /// The relay for `body`, when it is a call to a relay method in the
-    /// plainest spelling: the server then hands the body over unparsed.
-    pub fn relay_for(&self, body: &[u8]) -> Option<RelayHandler> {
-        if !self.has_relays {
-            return None;
-        }
-        let name = super::codec::peek_method_name(body)?;
-        self.table.get(name)?.relay.clone()
-    }
-
-    fn insert(
-        &mut self,
-        name: &str,
-        signature: &[&'static str],
-        help: &'static str,
-        handler: Handler,
-        relay: Option<RelayHandler>,
-    ) -> &mut Self {
         assert!(
             !SYSTEM_METHODS.iter().any(|(n, _, _)| *n == name),
             "{name} is built in"
         );
-        self.has_relays |= relay.is_some();
+        let handler: MethodHandler = Arc::new(move |p, c| Box::pin(handler(p, c)));
         let table = Arc::get_mut(&mut self.table).expect("methods are added before serving");
         let old = table.insert(
             name.to_owned(),
             Method {
-                signatures: vec![signature.to_vec()],
+                signatures: signatures.iter().map(|s| s.to_vec()).collect(),
                 help,
                 handler,
-                relay,
             },
         );
         assert!(old.is_none(), "method {name} added twice");
@@ -225,13 +166,31 @@ impl Methods {
         names
     }
 
-    /// Runs one call and returns its reply, encoded or not: what the
-    /// server sends.
-    pub async fn respond(&self, call: MethodCall, ctx: CallContext) -> Result<Reply, Fault> {
-        if call.method == "system.multicall" {
-            return self.call(call, ctx).await.map(Reply::Value);
+    /// Decodes, runs and encodes one call. Every failure becomes a fault
+    /// reply.
+    pub async fn respond(&self, body: &[u8], ctx: CallContext) -> Bytes {
+        let call = match codec::parse_call(body, self.limits) {
+            Ok(call) => call,
+            Err(e) => {
+                debug!(error = %e, "refused request");
+                return codec::write_fault(&Fault::from(e)).into();
+            }
+        };
+        let span = tracing::debug_span!("rpc", method = %call.method);
+        async move {
+            let encoded = match self.call(call, ctx).await {
+                Ok(value) => codec::write_response(&value)
+                    .map(Bytes::from)
+                    .map_err(|e| Fault::internal(format!("cannot encode the result: {e}"))),
+                Err(fault) => Err(fault),
+            };
+            encoded.unwrap_or_else(|fault| {
+                debug!(code = fault.code, message = %fault.message, "fault");
+                codec::write_fault(&fault).into()
+            })
         }
-        self.call_one(call, ctx).await
+        .instrument(span)
+        .await
     }
 
     /// Runs one call: the table, then the built-ins.
@@ -240,16 +199,22 @@ impl Methods {
             let params = Params::new(call.params);
             params.expect_count(1, 1)?;
             let calls: &[Value] = params.arg(0, "calls")?;
+            if calls.len() > self.max_multicall {
+                return Err(Fault::new(
+                    super::fault::INVALID_REQUEST,
+                    format!(
+                        "system.multicall holds {} calls; at most {} are allowed",
+                        calls.len(),
+                        self.max_multicall
+                    ),
+                ));
+            }
             let mut results = Vec::with_capacity(calls.len());
             for (i, entry) in calls.iter().enumerate() {
-                // One request id for the whole multicall would make every
-                // write after the first look like a retry of it.
                 let mut entry_ctx = ctx.clone();
-                if let Some(id) = &ctx.request_id {
-                    entry_ctx.request_id = Some(Arc::from(format!("{id}#{i}")));
-                }
+                entry_ctx.multicall_index = Some(i);
                 let result = match multicall_entry(entry) {
-                    Ok(call) => self.call_one(call, entry_ctx).await.and_then(into_value),
+                    Ok(call) => self.call_one(call, entry_ctx).await,
                     Err(fault) => Err(fault),
                 };
                 results.push(match result {
@@ -259,15 +224,15 @@ impl Methods {
             }
             return Ok(Value::Array(results));
         }
-        self.call_one(call, ctx).await.and_then(into_value)
+        self.call_one(call, ctx).await
     }
 
     /// Any call but `system.multicall`, which is what keeps multicall from nesting.
-    async fn call_one(&self, call: MethodCall, ctx: CallContext) -> Result<Reply, Fault> {
+    async fn call_one(&self, call: MethodCall, ctx: CallContext) -> HandlerResult {
         if let Some(method) = self.table.get(&call.method) {
             return (method.handler)(Params::new(call.params), ctx).await;
         }
-        self.call_builtin(call).map(Reply::Value)
+        self.call_builtin(call)
     }
 
     fn call_builtin(&self, call: MethodCall) -> HandlerResult {
@@ -316,14 +281,9 @@ impl Methods {
     }
 }
 
-/// The value of a reply, decoding an encoded one (multicall needs values).
-fn into_value(reply: Reply) -> HandlerResult {
-    match reply {
-        Reply::Value(v) => Ok(v),
-        Reply::Encoded(bytes) => {
-            super::codec::parse_response(&bytes, super::codec::Limits::default())
-                .map_err(|e| Fault::internal(format!("relayed reply is invalid: {e}")))?
-        }
+impl Handler for Methods {
+    async fn handle(&self, request: Request) -> Response {
+        Response::new(self.respond(&request.body, request.ctx).await)
     }
 }
 
@@ -533,82 +493,48 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn relays_take_calls_encoded_and_their_replies_decode_inside_multicall() {
-        let mut m = Methods::new();
-        m.add_relay(
-            "relay",
-            &["int"],
-            "A relayed reply.",
-            |body, _| async move {
-                // Answers with the number of params of the call it was given.
-                let call = crate::rpc::codec::parse_call(&body, Default::default()).unwrap();
-                let n = Value::Int(call.params.len() as i64);
-                Ok(Bytes::from(crate::rpc::codec::write_response(&n).unwrap()))
-            },
-        );
-        m.add("plain", &["int"], "Not a relay.", |_, _| async {
-            Ok(Value::Int(0))
-        });
-        let plain_call = b"<?xml version='1.0'?>\n<methodCall>\n<methodName>relay</methodName><params/></methodCall>";
-        assert!(m.relay_for(plain_call).is_some());
-        assert!(m
-            .relay_for(b"<methodCall><methodName>plain</methodName></methodCall>")
-            .is_none());
-        assert!(m
-            .relay_for(b"<methodCall><methodName>nope</methodName></methodCall>")
-            .is_none());
-        let direct = m
-            .respond(call("relay", vec![Value::Int(1)]), CallContext::default())
-            .await;
-        assert!(matches!(direct, Ok(Reply::Encoded(_))));
-        assert_eq!(into_value(direct.unwrap()).unwrap(), Value::Int(1));
-        let entry = Value::structure([
-            ("methodName", Value::from("relay")),
-            ("params", Value::Array(vec![Value::Int(1), Value::Int(2)])),
-        ]);
-        let out = m
-            .call(
-                call("system.multicall", vec![Value::Array(vec![entry])]),
-                CallContext::default(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(out, Value::Array(vec![Value::Array(vec![Value::Int(2)])]));
-    }
-
-    #[tokio::test]
-    async fn multicall_entries_get_distinct_request_ids() {
-        let mut m = Methods::new();
+    async fn multicall_entries_know_their_position_and_the_count_is_capped() {
+        let mut m = Methods::new().with_max_multicall(3);
         m.add(
-            "rid",
-            &["string"],
-            "The request id seen.",
+            "index",
+            &["int"],
+            "The entry's position.",
             |_, ctx: CallContext| async move {
-                Ok(Value::from(ctx.request_id.as_deref().unwrap_or("")))
+                Ok(Value::Int(ctx.multicall_index.map_or(-1, |i| i as i64)))
             },
         );
-        let entry = Value::structure([("methodName", Value::from("rid"))]);
-        let ctx = CallContext {
-            request_id: Some(Arc::from("abc")),
-            ..CallContext::default()
-        };
+        let entry = Value::structure([("methodName", Value::from("index"))]);
         let out = m
             .call(
                 call(
                     "system.multicall",
-                    vec![Value::Array(vec![entry.clone(), entry])],
+                    vec![Value::Array(vec![entry.clone(), entry.clone()])],
                 ),
-                ctx,
+                CallContext::default(),
             )
             .await
             .unwrap();
-        let ids: Vec<&Value> = out
+        let seen: Vec<&Value> = out
             .as_array()
             .unwrap()
             .iter()
             .map(|r| &r.as_array().unwrap()[0])
             .collect();
-        assert_eq!(ids, [&Value::from("abc#0"), &Value::from("abc#1")]);
+        assert_eq!(seen, [&Value::Int(0), &Value::Int(1)]);
+        let direct = m
+            .call(call("index", vec![]), CallContext::default())
+            .await
+            .unwrap();
+        assert_eq!(direct, Value::Int(-1));
+        let too_many = m
+            .call(
+                call("system.multicall", vec![Value::Array(vec![entry; 4])]),
+                CallContext::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(too_many.code, crate::rpc::fault::INVALID_REQUEST);
+        assert!(too_many.message.contains("at most 3"), "{too_many}");
     }
 
     #[tokio::test]

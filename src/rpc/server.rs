@@ -1,6 +1,6 @@
 //! The XML-RPC HTTP server: accepts connections under a limit, reads each
-//! request under size and time limits, dispatches it through [`Methods`],
-//! and shuts down gracefully.
+//! request under size and time limits, hands it to a [`Handler`] (usually
+//! [`Methods`](super::Methods)), and shuts down gracefully.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,11 +20,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn, Instrument as _};
 
-use super::codec::{self, Limits};
-use super::fault::Fault;
 use super::http::{accepts_gzip, gunzip, gzip, read_body, BodyError};
-use super::methods::{CallContext, Methods, Reply};
-use crate::election::vclock::{SharedClock, VectorClock};
+use super::{CallContext, Handler, Request as RpcRequest};
 
 /// Default for [`ServerConfig::max_body_bytes`]: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
@@ -42,16 +39,6 @@ pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
 pub const GZIP_MIN_BYTES: usize = 1400;
 /// Largest request head (request line and headers); longer ones get 431.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Header name that carries the cluster secret on internal calls.
-pub const SECRET_HEADER: &str = "x-podium-secret";
-/// Header name that carries the sender's vector clock on internal calls and
-/// their replies (`1,0,3`).
-pub const VCLOCK_HEADER: &str = "x-podium-vclock";
-/// Header name that carries a write's request id (see [`CallContext`]).
-pub const REQUEST_ID_HEADER: &str = "x-podium-request-id";
-/// Longest request id accepted; longer ones are ignored.
-const MAX_REQUEST_ID_BYTES: usize = 128;
-
 /// Limits and timeouts of a server. Every knob has a safe default.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -69,11 +56,6 @@ pub struct ServerConfig {
     /// How long in-flight requests may run after shutdown is triggered.
     /// Default 10 s.
     pub shutdown_grace: Duration,
-    /// XML limits.
-    pub limits: Limits,
-    /// This process's vector clock: ticked for every request handled, merged
-    /// from the request's `X-Podium-Vclock` and sent back on the reply.
-    pub vclock: Option<SharedClock>,
 }
 
 impl Default for ServerConfig {
@@ -84,32 +66,30 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_millis(DEFAULT_HEADER_READ_TIMEOUT_MS),
             body_read_timeout: Duration::from_millis(DEFAULT_BODY_READ_TIMEOUT_MS),
             shutdown_grace: Duration::from_millis(DEFAULT_SHUTDOWN_GRACE_MS),
-            limits: Limits::default(),
-            vclock: None,
         }
     }
 }
 
-struct Shared {
-    methods: Methods,
+struct Shared<H> {
+    handler: H,
     config: ServerConfig,
 }
 
-/// Serves `methods` on `listener` until `shutdown` completes, then stops
+/// Serves `handler` on `listener` until `shutdown` completes, then stops
 /// accepting, lets in-flight requests finish (up to the grace period) and
 /// returns.
 ///
 /// # Errors
 /// Only when accepting keeps failing for over a minute (out of file
 /// descriptors, say); single failures are logged and retried with backoff.
-pub async fn serve(
+pub async fn serve<H: Handler>(
     listener: TcpListener,
-    methods: Methods,
+    handler: H,
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let limit = Arc::new(Semaphore::new(config.max_connections));
-    let shared = Arc::new(Shared { methods, config });
+    let shared = Arc::new(Shared { handler, config });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -190,15 +170,19 @@ fn closing(status: StatusCode, text: &'static str) -> HttpReply {
     resp
 }
 
-async fn handle(
+async fn handle<H: Handler>(
     req: Request<Incoming>,
-    shared: Arc<Shared>,
+    shared: Arc<Shared<H>>,
     peer: SocketAddr,
 ) -> Result<HttpReply, Infallible> {
     Ok(respond(req, &shared, peer).await)
 }
 
-async fn respond(req: Request<Incoming>, shared: &Shared, peer: SocketAddr) -> HttpReply {
+async fn respond<H: Handler>(
+    req: Request<Incoming>,
+    shared: &Shared<H>,
+    peer: SocketAddr,
+) -> HttpReply {
     let config = &shared.config;
     if !matches!(req.uri().path(), "/" | "/RPC2") {
         return plain(
@@ -232,34 +216,8 @@ async fn respond(req: Request<Incoming>, shared: &Shared, peer: SocketAddr) -> H
         }
     };
     let wants_gzip = accepts_gzip(headers.get(header::ACCEPT_ENCODING));
-    let vclock = config.vclock.as_ref().map(|clock| {
-        let remote = headers
-            .get(VCLOCK_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(VectorClock::from_header);
-        clock.receive(remote.as_deref())
-    });
-    let secret = headers
-        .get(SECRET_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(Arc::from);
-    let request_id = headers
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_BYTES)
-        .map(Arc::from);
-    let forwarded_for = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .and_then(|v| v.trim().parse().ok());
-    let body = match read_body(
-        req.into_body(),
-        config.max_body_bytes,
-        config.body_read_timeout,
-    )
-    .await
-    {
+    let (parts, body) = req.into_parts();
+    let body = match read_body(body, config.max_body_bytes, config.body_read_timeout).await {
         Ok(body) => body,
         Err(BodyError::TooLarge(_)) => {
             return closing(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
@@ -286,55 +244,11 @@ async fn respond(req: Request<Incoming>, shared: &Shared, peer: SocketAddr) -> H
     } else {
         body
     };
-    let ctx = CallContext {
-        peer: Some(peer),
-        secret,
-        request_id,
-        forwarded_for,
-    };
-    let xml = match shared.methods.relay_for(&body) {
-        Some(relay) => relay(body, ctx)
-            .await
-            .unwrap_or_else(|fault| codec::write_fault(&fault).into()),
-        None => dispatch(&shared.methods, &body, config.limits, ctx).await,
-    };
-    let mut reply = xml_reply(xml, wants_gzip);
-    if let (Some(clock), Some(_)) = (&config.vclock, vclock) {
-        if let Ok(v) = HeaderValue::from_str(&clock.snapshot().to_header()) {
-            reply.headers_mut().insert(VCLOCK_HEADER, v);
-        }
-    }
-    reply
-}
-
-/// Decodes, runs and encodes one call. Every failure becomes a fault reply.
-async fn dispatch(methods: &Methods, body: &[u8], limits: Limits, ctx: CallContext) -> Bytes {
-    let call = match codec::parse_call(body, limits) {
-        Ok(call) => call,
-        Err(e) => {
-            debug!(error = %e, "refused request");
-            return codec::write_fault(&Fault::from(e)).into();
-        }
-    };
-    let span = tracing::debug_span!("rpc", method = %call.method);
-    async move {
-        let encoded = match methods.respond(call, ctx).await {
-            Ok(Reply::Encoded(bytes)) => Ok(bytes),
-            Ok(Reply::Value(value)) => codec::write_response(&value)
-                .map(Bytes::from)
-                .map_err(|e| Fault::internal(format!("cannot encode the result: {e}"))),
-            Err(fault) => Err(fault),
-        };
-        match encoded {
-            Ok(bytes) => bytes,
-            Err(fault) => {
-                debug!(code = fault.code, message = %fault.message, "fault");
-                codec::write_fault(&fault).into()
-            }
-        }
-    }
-    .instrument(span)
-    .await
+    let ctx = CallContext::new(Some(peer), parts.headers);
+    let reply = shared.handler.handle(RpcRequest { body, ctx }).await;
+    let mut resp = xml_reply(reply.body, wants_gzip);
+    resp.headers_mut().extend(reply.headers);
+    resp
 }
 
 fn xml_reply(xml: Bytes, wants_gzip: bool) -> HttpReply {

@@ -823,11 +823,20 @@ impl Rpc {
     /// A client with deadline `timeout` per call (connecting: at most 5 s of
     /// it) that sends `secret`, if any, as the cluster secret.
     pub fn with_config(url: &str, timeout: Duration, secret: Option<&str>) -> Rpc {
+        let base = match secret {
+            Some(secret) => podium::cluster::member_client_config(
+                &podium::secret::Secret::new(secret).expect("a non-empty secret"),
+                None,
+                timeout,
+            ),
+            None => ClientConfig {
+                timeout,
+                ..ClientConfig::default()
+            },
+        };
         let config = ClientConfig {
-            timeout,
             connect_timeout: timeout.min(Duration::from_secs(5)),
-            secret: secret.map(Into::into),
-            ..ClientConfig::default()
+            ..base
         };
         Rpc {
             client: Client::new(url, config).expect("a valid URL"),
