@@ -10,7 +10,7 @@ use rand::seq::SliceRandom as _;
 use rand::Rng;
 use tracing::{info, warn};
 
-use crate::rpc::fault;
+use crate::api::faults;
 use crate::rpc::{Client, ClientError, Value};
 use crate::scoreboard::{Medal, Roster};
 use crate::secret::Secret;
@@ -139,7 +139,9 @@ impl Feeder {
         let roster = loop {
             match self.client.call("scoreboard.roster", &[]).await {
                 Ok(v) => break Roster::from_value(&v).map_err(ClientError::Fault)?,
-                Err(e) if e.fault().is_some_and(|f| f.code != fault::UNAVAILABLE) => return Err(e),
+                Err(e) if e.fault().is_some_and(|f| f.code != faults::UNAVAILABLE) => {
+                    return Err(e)
+                }
                 Err(e) => {
                     warn!(error = %e, "waiting for the server");
                     tokio::select! {

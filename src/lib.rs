@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod balancer;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

@@ -67,7 +67,7 @@ impl Shutdown {
 
 /// The owner of a service's background tasks. Every task a service starts
 /// is spawned here, so none outlives the service unnoticed: at the end the
-/// service calls [`Tasks::wait`], which returns when they have all finished
+/// service calls [`Tasks::stop`], which returns when they have all finished
 /// (each one watches the same [`Shutdown`]). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Tasks {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use cluster_support::{
     db_snapshot, CallbackServer, Cluster, ClusterConfig, Mode, Rpc, EVENTS, TEAMS,
 };
-use podium::rpc::fault;
+use podium::api::faults;
 use podium::rpc::Value;
 use support::{python, wait_until};
 
@@ -93,7 +93,7 @@ fn no_stale_value_survives_a_db_restart() {
         let f = fe.fault("scoreboard.tally", &["Persia".into()]);
         assert_eq!(
             f.code,
-            fault::UNAVAILABLE,
+            faults::UNAVAILABLE,
             "a miss at front-end {i}, db down: {f}"
         );
         // ...and so does a write, which must not be applied later.
@@ -102,7 +102,7 @@ fn no_stale_value_survives_a_db_restart() {
             .expect_err("a write with the db down");
         assert_eq!(
             err.fault().map(|f| f.code),
-            Some(fault::UNAVAILABLE),
+            Some(faults::UNAVAILABLE),
             "{err}"
         );
     }

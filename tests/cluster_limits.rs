@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use cluster_support::{Cluster, ClusterConfig, PASSWORD};
-use podium::rpc::fault;
+use podium::api::faults;
 use podium::rpc::Value;
 use support::wait_for;
 
@@ -30,7 +30,7 @@ fn repeated_wrong_passwords_are_rate_limited_then_forgiven() {
     // 5 each, with a wide margin): only faults 1 and 6 on the way.
     let until_limited = |rpc: &cluster_support::Rpc| {
         let mut codes = Vec::new();
-        while codes.len() < 40 && codes.last() != Some(&fault::RATE_LIMITED) {
+        while codes.len() < 40 && codes.last() != Some(&faults::RATE_LIMITED) {
             match award(rpc, "not-the-password") {
                 Err(e) => codes.push(e.fault().map(|f| f.code).unwrap_or(0)),
                 Ok(v) => panic!("a wrong password was accepted: {v:?}"),
@@ -38,14 +38,14 @@ fn repeated_wrong_passwords_are_rate_limited_then_forgiven() {
         }
         assert_eq!(
             codes.last(),
-            Some(&fault::RATE_LIMITED),
+            Some(&faults::RATE_LIMITED),
             "no rate limit after {} wrong passwords: {codes:?}",
             codes.len()
         );
         assert!(
             codes
                 .iter()
-                .all(|c| *c == fault::UNAUTHORIZED || *c == fault::RATE_LIMITED),
+                .all(|c| *c == faults::UNAUTHORIZED || *c == faults::RATE_LIMITED),
             "{codes:?}"
         );
     };
@@ -55,7 +55,7 @@ fn repeated_wrong_passwords_are_rate_limited_then_forgiven() {
     until_limited(&fe);
     // Right away, even the right password is refused: guessing stops.
     let refused = award(&fe, PASSWORD).expect_err("a limited client was let in");
-    assert_eq!(refused.fault().map(|f| f.code), Some(fault::RATE_LIMITED));
+    assert_eq!(refused.fault().map(|f| f.code), Some(faults::RATE_LIMITED));
     assert_eq!(fe.tally("Gaul").gold, before);
     // The bucket refills (0.5 attempts a second): the right password works again.
     let accepted = wait_for(Duration::from_secs(20), || award(&fe, PASSWORD).ok());
@@ -85,7 +85,7 @@ fn an_over_long_score_is_refused_and_not_stored() {
             PASSWORD.into(),
         ],
     );
-    assert_eq!(f.code, fault::INVALID_VALUE, "{f}");
+    assert_eq!(f.code, faults::INVALID_VALUE, "{f}");
     assert!(fe.history("score", "Stone Curling").is_empty());
     let fits = "y".repeat(podium::scoreboard::MAX_SCORE_BYTES);
     fe.ok(

@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cluster_support::{
     db_snapshot, CallbackServer, Cluster, ClusterConfig, Mode, Pushed, Rpc, EVENTS, PASSWORD, TEAMS,
 };
+use podium::api::faults;
 use podium::rpc::fault;
 use podium::rpc::{ClientError, Value};
 use support::{python, wait_for};
@@ -452,7 +453,7 @@ print("ok")
             let f = fe.fault(method, params);
             assert_eq!(
                 f.code,
-                fault::UNAUTHORIZED,
+                faults::UNAUTHORIZED,
                 "{method} at front-end {i}: {f}"
             );
         }
@@ -460,7 +461,7 @@ print("ok")
             (
                 "scoreboard.increment_medal",
                 vec!["Atlantis".into(), "gold".into(), PASSWORD.into()],
-                fault::UNKNOWN_TEAM,
+                faults::UNKNOWN_TEAM,
             ),
             (
                 "scoreboard.increment_medal",
@@ -470,27 +471,27 @@ print("ok")
                     PASSWORD.into(),
                     "rid-unknown-medal".into(),
                 ],
-                fault::UNKNOWN_MEDAL,
+                faults::UNKNOWN_MEDAL,
             ),
             (
                 "scoreboard.set_score",
                 vec!["Stone Juggling".into(), "1".into(), PASSWORD.into()],
-                fault::UNKNOWN_EVENT,
+                faults::UNKNOWN_EVENT,
             ),
             (
                 "set_score",
                 vec!["".into(), "1".into(), PASSWORD.into()],
-                fault::UNKNOWN_EVENT,
+                faults::UNKNOWN_EVENT,
             ),
             (
                 "scoreboard.tally",
                 vec!["Gauls".into()],
-                fault::UNKNOWN_TEAM,
+                faults::UNKNOWN_TEAM,
             ),
             (
                 "scoreboard.history",
                 vec!["score".into(), "Stone Juggling".into()],
-                fault::UNKNOWN_EVENT,
+                faults::UNKNOWN_EVENT,
             ),
         ];
         for (method, params, code) in &unknown {
@@ -613,7 +614,7 @@ print("ok")
             for (method, params) in &internal_calls {
                 let f = client.fault(method, params);
                 assert!(
-                    [fault::METHOD_NOT_FOUND, fault::UNAUTHORIZED].contains(&f.code),
+                    [fault::METHOD_NOT_FOUND, faults::UNAUTHORIZED].contains(&f.code),
                     "front-end {i} {method}: {f}"
                 );
             }
@@ -630,7 +631,7 @@ print("ok")
             let f = client.fault(method, params);
             assert_eq!(
                 f.code,
-                fault::UNAUTHORIZED,
+                faults::UNAUTHORIZED,
                 "db {method} without the secret: {f}"
             );
         }
@@ -649,7 +650,7 @@ print("ok")
         "{roster:?}"
     );
     match Rpc::new(&db_url).call("db.roster", &[]) {
-        Err(ClientError::Fault(f)) => assert_eq!(f.code, fault::UNAUTHORIZED),
+        Err(ClientError::Fault(f)) => assert_eq!(f.code, faults::UNAUTHORIZED),
         other => panic!("db.roster without the secret: {other:?}"),
     }
 }

@@ -14,9 +14,10 @@ use rand::Rng;
 use tracing::{debug, info, warn};
 
 use super::BalancerConfig;
+use crate::api::faults;
 use crate::api::HEALTH_METHOD;
 use crate::cluster::{self, member_client_config};
-use crate::rpc::fault::{self, Fault};
+use crate::rpc::Fault;
 use crate::rpc::{CallContext, Client, ClientConfig, ClientError, Value};
 
 /// Idle connections kept to each front-end: enough for a busy balancer's
@@ -162,7 +163,7 @@ impl Frontends {
             }
         }
         Err(Fault::new(
-            fault::UNAVAILABLE,
+            faults::UNAVAILABLE,
             match last_error {
                 Some(e) => format!("no front-end could answer: {e}"),
                 None => "no front-end is healthy".to_owned(),

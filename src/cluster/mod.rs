@@ -22,8 +22,9 @@ use std::time::Duration;
 
 use hyper::header::{HeaderMap, HeaderValue};
 
+use crate::api::faults;
 use crate::election::vclock::{SharedClock, VectorClock};
-use crate::rpc::fault::{self, Fault};
+use crate::rpc::Fault;
 use crate::rpc::{CallContext, CallHook, ClientConfig, Methods, Params, Value};
 use crate::secret::Secret;
 
@@ -89,7 +90,7 @@ impl Caller {
             Ok(())
         } else {
             Err(Fault::new(
-                fault::UNAUTHORIZED,
+                faults::UNAUTHORIZED,
                 "internal method: the cluster secret is required",
             ))
         }

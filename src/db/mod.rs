@@ -17,10 +17,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::info;
 
+use crate::api::faults;
 use crate::clock::ClusterClock;
 use crate::cluster::{add_internal, Envelope};
 use crate::election::vclock::SharedClock;
-use crate::rpc::fault::{self, Fault};
+use crate::rpc::Fault;
 use crate::rpc::{Methods, Params, ServerConfig, Value};
 use crate::scoreboard::{check_score, Medal, Roster, Score, Tally};
 use crate::secret::Secret;
@@ -208,7 +209,7 @@ impl DbServer {
 }
 
 fn unavailable(what: impl std::fmt::Display) -> Fault {
-    Fault::new(fault::UNAVAILABLE, format!("db: {what}"))
+    Fault::new(faults::UNAVAILABLE, format!("db: {what}"))
 }
 
 fn methods(db: Arc<Db>) -> Methods {

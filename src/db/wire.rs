@@ -1,7 +1,8 @@
 //! The db's internal API, written once for both sides: method names, the
 //! shapes of their replies, and [`DbClient`], the typed client front-ends use.
 
-use crate::rpc::fault::{self, Fault};
+use crate::api::faults;
+use crate::rpc::Fault;
 use crate::rpc::{Client, ClientError, Value};
 use crate::scoreboard::{get_int, get_str, Medal, Roster, Score, Tally};
 use crate::store::{Change, Entry};
@@ -144,6 +145,15 @@ pub struct WriteReply {
 }
 
 impl WriteReply {
+    /// What the public API tells the writer.
+    pub fn into_ack(self) -> crate::api::WriteAck {
+        crate::api::WriteAck {
+            version: self.change.version,
+            entry: self.change.entry,
+            duplicate: self.duplicate,
+        }
+    }
+
     pub fn to_value(&self) -> Value {
         Value::structure([
             ("change", self.change.to_value()),
@@ -173,9 +183,9 @@ pub fn db_fault(err: ClientError) -> Fault {
     match err {
         ClientError::Fault(f) if f.code > 0 => f,
         ClientError::Fault(f) => {
-            Fault::new(fault::UNAVAILABLE, format!("db refused: {}", f.message))
+            Fault::new(faults::UNAVAILABLE, format!("db refused: {}", f.message))
         }
-        other => Fault::new(fault::UNAVAILABLE, format!("db unavailable: {other}")),
+        other => Fault::new(faults::UNAVAILABLE, format!("db unavailable: {other}")),
     }
 }
 

@@ -15,8 +15,9 @@ use tracing::{debug, info, warn};
 use super::berkeley::{self, Reading};
 use super::bully::{Bully, BullyConfig, Message, Note, Output, Reply};
 use super::vclock::SharedClock;
+use crate::api::faults;
 use crate::clock::ClusterClock;
-use crate::rpc::fault::{self, Fault};
+use crate::rpc::Fault;
 use crate::rpc::{CallContext, Client, ClientConfig, Methods, Params, Value};
 use crate::secret::Secret;
 
@@ -423,13 +424,13 @@ impl Node {
                 let current = node.bully().term() as i64;
                 if term < current {
                     return Err(Fault::new(
-                        fault::UNAUTHORIZED,
+                        faults::UNAUTHORIZED,
                         format!("adjustment from term {term}, but the current term is {current}"),
                     ));
                 }
                 if delta.abs() > 3_600_000_000 {
                     return Err(Fault::new(
-                        fault::INVALID_VALUE,
+                        faults::INVALID_VALUE,
                         "adjustment over an hour refused",
                     ));
                 }

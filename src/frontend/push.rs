@@ -4,12 +4,9 @@
 //!
 //! The workers run on a runtime thread of their own: a fan-out to a thousand
 //! tablets then neither queues the front-end's reads and acknowledgements
-//! behind it nor leaves the second core idle. Each change is encoded once,
-//! whatever the number of subscribers.
-//!
-//! Callbacks are the old tablet's methods:
-//! `print_score_for_event(text, time_of_update)` and
-//! `print_medal_tally_for_team(text, time_of_update)`.
+//! behind it nor leaves the second core idle. Each change is encoded once
+//! ([`Callback::encode`]), whatever the number of subscribers. The hub also
+//! ends subscriptions whose lease ran out, on a ticker of its own.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -18,8 +15,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::rpc::fault::{self, Fault};
-use crate::rpc::{Client, ClientConfig, Value};
+use crate::api::callback::Callback;
+use crate::api::faults;
+use crate::rpc::{Client, ClientConfig, Fault};
+use crate::shutdown::{Shutdown, Tasks};
 use crate::store::{Change, Entry};
 
 /// Pushes queued per subscriber before new ones are dropped for it.
@@ -35,6 +34,8 @@ pub(crate) const MIN_LEASE_SECS: i64 = 5;
 pub(crate) const MAX_LEASE_SECS: i64 = 86_400;
 /// Lease of an old-style `register_client`, which never renews.
 pub(crate) const LEGACY_LEASE_SECS: i64 = 3_600;
+/// How often expired leases are looked for.
+const EXPIRY_INTERVAL_MS: u64 = 1_000;
 
 /// One encoded callback, shared by every subscriber that gets it.
 type Push = bytes::Bytes;
@@ -51,31 +52,21 @@ struct Subscriber {
 #[derive(Clone)]
 pub(crate) struct PushHub {
     subs: Arc<Mutex<HashMap<String, Subscriber>>>,
-    runtime: Arc<PushRuntime>,
-}
-
-/// The thread the push workers run on; stopped when the hub is dropped.
-struct PushRuntime {
-    handle: tokio::runtime::Handle,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for PushRuntime {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+    /// The push thread's runtime, where every worker runs.
+    runtime: tokio::runtime::Handle,
+    /// Owns the workers and the expiry ticker.
+    tasks: Tasks,
 }
 
 impl PushHub {
-    /// Starts the push thread.
+    /// Starts the push thread, which runs until `tasks`' shutdown, and the
+    /// expiry ticker on it.
     ///
     /// # Errors
     /// The OS refused a thread or an event loop.
-    pub(crate) fn new() -> std::io::Result<PushHub> {
+    pub(crate) fn start(tasks: &Tasks) -> std::io::Result<PushHub> {
         let (handle_tx, handle_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let shutdown: Shutdown = tasks.shutdown().clone();
         std::thread::Builder::new()
             .name("podium-push".into())
             .spawn(move || {
@@ -85,25 +76,36 @@ impl PushHub {
                 {
                     Ok(rt) => {
                         let _ = handle_tx.send(Ok(rt.handle().clone()));
-                        rt.block_on(async {
-                            let _ = stop_rx.await;
-                        });
+                        rt.block_on(shutdown.triggered());
                     }
                     Err(e) => {
                         let _ = handle_tx.send(Err(e));
                     }
                 }
             })?;
-        let handle = handle_rx
+        let runtime = handle_rx
             .recv()
             .map_err(|_| std::io::Error::other("push thread died at start"))??;
-        Ok(PushHub {
+        let hub = PushHub {
             subs: Arc::default(),
-            runtime: Arc::new(PushRuntime {
-                handle,
-                stop: Some(stop_tx),
-            }),
-        })
+            runtime,
+            tasks: tasks.clone(),
+        };
+        let expiring = hub.clone();
+        let shutdown = tasks.shutdown().clone();
+        tasks.spawn_on(
+            async move {
+                let mut ticker = tokio::time::interval(Duration::from_millis(EXPIRY_INTERVAL_MS));
+                loop {
+                    tokio::select! {
+                        _ = ticker.tick() => expiring.expire(),
+                        _ = shutdown.triggered() => return,
+                    }
+                }
+            },
+            &hub.runtime,
+        );
+        Ok(hub)
     }
 }
 
@@ -142,7 +144,7 @@ impl PushHub {
             }
         }
         if subs.len() >= MAX_SUBSCRIBERS && !subs.contains_key(url) {
-            return Err(Fault::new(fault::UNAVAILABLE, "too many subscribers"));
+            return Err(faults::unavailable("too many subscribers"));
         }
         let client = Client::new(
             url,
@@ -154,7 +156,10 @@ impl PushHub {
         )
         .map_err(|e| Fault::invalid_params(format!("callback: {e}")))?;
         let (tx, rx) = mpsc::channel(QUEUE_PER_SUBSCRIBER);
-        self.runtime.handle.spawn(deliver(client, rx));
+        self.tasks.spawn_on(
+            deliver(client, rx, self.tasks.shutdown().clone()),
+            &self.runtime,
+        );
         info!(%url, "tablet subscribed");
         subs.insert(
             url.to_owned(),
@@ -179,20 +184,11 @@ impl PushHub {
 
     /// Queues the change for every tablet that follows its key. Never waits.
     pub(crate) fn publish(&self, change: &Change) {
-        let (method, name, text) = match &change.entry {
-            Entry::Score(s) => (
-                "print_score_for_event",
-                s.event.to_lowercase(),
-                format!("{}: {}", s.event, s.score),
-            ),
-            Entry::Tally(t) => (
-                "print_medal_tally_for_team",
-                t.team.to_lowercase(),
-                t.to_text(),
-            ),
+        let name = match &change.entry {
+            Entry::Score(s) => s.event.to_lowercase(),
+            Entry::Tally(t) => t.team.to_lowercase(),
         };
-        let params = [Value::from(text), Value::Double(change.timestamp)];
-        let push: Push = match crate::rpc::codec::write_call(method, &params) {
+        let push: Push = match Callback::of_change(change).encode() {
             Ok(body) => body.into(),
             Err(e) => {
                 warn!(error = %e, "cannot encode a push");
@@ -217,7 +213,7 @@ impl PushHub {
         });
     }
 
-    /// Drops expired subscriptions; called periodically.
+    /// Drops expired subscriptions; the hub's ticker calls it.
     pub(crate) fn expire(&self) {
         let now = Instant::now();
         self.subs
@@ -229,9 +225,16 @@ impl PushHub {
 
 /// One tablet's worker: pushes in order, gives up after repeated failures
 /// (which closes its queue, so the hub drops the subscription).
-async fn deliver(client: Client, mut rx: mpsc::Receiver<Push>) {
+async fn deliver(client: Client, mut rx: mpsc::Receiver<Push>, shutdown: Shutdown) {
     let mut failures = 0;
-    while let Some(push) = rx.recv().await {
+    loop {
+        let push = tokio::select! {
+            push = rx.recv() => match push {
+                Some(push) => push,
+                None => return,
+            },
+            _ = shutdown.triggered() => return,
+        };
         // A fault in the reply still means the tablet is there.
         match client.call_raw(push).await {
             Ok(_) => failures = 0,
@@ -257,7 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn subscriptions_are_capped_renewable_and_expire() {
-        let hub = PushHub::new().unwrap();
+        let hub = PushHub::start(&Tasks::new(Shutdown::new())).unwrap();
         let url = |i: usize| format!("http://127.0.0.1:{}/", 10_000 + i % 50_000);
         let lease = Duration::from_secs(60);
         for i in 0..MAX_SUBSCRIBERS {
@@ -270,7 +273,7 @@ mod tests {
         let refused = hub
             .subscribe("http://127.0.0.1:9/new", e, t, lease)
             .unwrap_err();
-        assert_eq!(refused.code, fault::UNAVAILABLE);
+        assert_eq!(refused.code, faults::UNAVAILABLE);
         // Renewing an existing one is not a new subscription.
         let (e, t) = follows();
         hub.subscribe(&format!("{}0", url(0)), e, t, Duration::ZERO)
@@ -286,12 +289,12 @@ mod tests {
 
     #[tokio::test]
     async fn bad_callback_urls_are_refused() {
-        let hub = PushHub::new().unwrap();
+        let hub = PushHub::start(&Tasks::new(Shutdown::new())).unwrap();
         let (e, t) = follows();
         let err = hub
             .subscribe("ftp://example/", e, t, Duration::from_secs(5))
             .unwrap_err();
-        assert_eq!(err.code, fault::INVALID_PARAMS);
+        assert_eq!(err.code, crate::rpc::fault::INVALID_PARAMS);
         assert_eq!(hub.len(), 0);
     }
 }

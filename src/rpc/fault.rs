@@ -1,9 +1,9 @@
-//! XML-RPC faults: the codes every Podium server answers with, and the
-//! conversion from codec errors to faults.
+//! XML-RPC faults: the protocol's own codes, and the conversion from codec
+//! errors to faults.
 //!
-//! The protocol codes follow the widely used "specification for fault code
-//! interoperability" (the same numbers as JSON-RPC). Application codes are
-//! small positive numbers, listed here so that every server and client agrees.
+//! The codes follow the widely used "specification for fault code
+//! interoperability" (the same numbers as JSON-RPC). An application defines
+//! its own codes beside them (Podium's are in `api::faults`).
 
 use std::fmt;
 
@@ -20,22 +20,6 @@ pub const METHOD_NOT_FOUND: i32 = -32601;
 pub const INVALID_PARAMS: i32 = -32602;
 /// The server failed to carry out a valid call.
 pub const INTERNAL_ERROR: i32 = -32603;
-
-/// The feeder password (or the cluster secret) was missing or wrong.
-pub const UNAUTHORIZED: i32 = 1;
-/// No team by that name.
-pub const UNKNOWN_TEAM: i32 = 2;
-/// No event by that name.
-pub const UNKNOWN_EVENT: i32 = 3;
-/// No medal by that name (gold, silver, bronze).
-pub const UNKNOWN_MEDAL: i32 = 4;
-/// A service this call needs (the db, every front-end) cannot be reached now;
-/// retrying later may succeed.
-pub const UNAVAILABLE: i32 = 5;
-/// Too many failed password attempts from this peer; wait and retry.
-pub const RATE_LIMITED: i32 = 6;
-/// The value given is not acceptable (an over-long score, say).
-pub const INVALID_VALUE: i32 = 7;
 
 /// An XML-RPC fault: `faultCode` and `faultString`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +98,7 @@ mod tests {
 
     #[test]
     fn fault_round_trips_through_a_value() {
-        let f = Fault::new(UNKNOWN_TEAM, "no team \"Atlantis\"");
+        let f = Fault::new(2, "no team \"Atlantis\"");
         assert_eq!(Fault::from_value(&f.to_value()), Some(f));
         assert_eq!(Fault::from_value(&Value::Int(1)), None);
     }

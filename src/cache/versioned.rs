@@ -1,12 +1,6 @@
-//! The front-end's coherent cache: a moka cache of tallies, scores and the
-//! medal table, kept coherent by the db's change feed.
-//!
-//! A miss may race a change: the db answers with the old value while the
-//! feed already reported the new one. Every entry carries the version of the
-//! write it reflects, and the cache remembers the newest version the feed
-//! reported per key; an entry older than that is dropped right after it is
-//! inserted. Because the feed records the version before it invalidates, one
-//! of the two always sees the other, so no stale entry survives.
+//! The versioned cache: a moka cache of tallies, scores and the medal table
+//! in which every entry carries the version of the write it reflects (point
+//! 1 of the coherence argument in [`crate::cache`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,6 +10,7 @@ use std::time::Duration;
 use moka::future::Cache as Moka;
 
 use crate::rpc::Fault;
+use crate::scoreboard::rank::Standing;
 use crate::scoreboard::{Score, Tally};
 use crate::store::Entry;
 
@@ -27,8 +22,8 @@ pub(crate) const TABLE_KEY: &str = "table";
 pub(crate) enum Cached {
     Tally(Tally),
     Score(Score),
-    /// Every team's tally, ranked (see [`crate::scoreboard::rank`]).
-    Table(Arc<Vec<Tally>>),
+    /// The medal table, ranked once when fetched, not on every hit.
+    Table(Arc<Vec<Standing>>),
 }
 
 impl Cached {
@@ -37,7 +32,7 @@ impl Cached {
         match self {
             Cached::Tally(t) => t.version,
             Cached::Score(s) => s.version,
-            Cached::Table(ts) => ts.iter().map(|t| t.version).max().unwrap_or(0),
+            Cached::Table(rows) => rows.iter().map(|r| r.tally.version).max().unwrap_or(0),
         }
     }
 }
@@ -135,6 +130,13 @@ impl Cache {
     pub(crate) fn len(&self) -> u64 {
         self.entries.entry_count()
     }
+
+    /// Entries held, exactly: after moka's pending bookkeeping has run.
+    #[cfg(test)]
+    pub(crate) async fn len_now(&self) -> u64 {
+        self.entries.run_pending_tasks().await;
+        self.entries.entry_count()
+    }
 }
 
 #[cfg(test)]
@@ -180,7 +182,7 @@ mod tests {
     #[tokio::test]
     async fn tally_changes_drop_the_table() {
         let cache = Cache::new(100, Duration::from_secs(60));
-        let table = Cached::Table(Arc::new(vec![tally(1, 1)]));
+        let table = Cached::Table(Arc::new(Standing::table(vec![tally(1, 1)])));
         cache
             .get_or_fetch(TABLE_KEY, || async { Ok(table) })
             .await
@@ -188,10 +190,10 @@ mod tests {
         cache.apply_change(&Entry::Tally(tally(5, 2))).await;
         let refetched = cache
             .get_or_fetch(TABLE_KEY, || async {
-                Ok(Cached::Table(Arc::new(vec![tally(5, 2)])))
+                Ok(Cached::Table(Arc::new(Standing::table(vec![tally(5, 2)]))))
             })
             .await
             .unwrap();
-        assert!(matches!(refetched, Cached::Table(t) if t[0].gold == 2));
+        assert!(matches!(refetched, Cached::Table(t) if t[0].tally.gold == 2));
     }
 }

@@ -1,9 +1,16 @@
-//! The domain: the roster, medals, tallies and scores, and the text formats
-//! the old clients print. Pure; every server and client shares it.
+//! The domain: the roster, medals, tallies and scores. Pure; every server
+//! and client shares it. [`text`] holds the old clients' text formats and
+//! [`rank`](mod@rank) the medal table's order.
+
+pub mod rank;
+pub mod text;
+
+pub use rank::rank;
 
 use std::fmt;
 
-use crate::rpc::fault::{self, Fault};
+use crate::api::faults;
+use crate::rpc::Fault;
 use crate::rpc::{Struct, Value};
 
 /// The old system's teams, the default roster of a new database.
@@ -40,7 +47,7 @@ impl Medal {
             "silver" => Ok(Medal::Silver),
             "bronze" => Ok(Medal::Bronze),
             _ => Err(Fault::new(
-                fault::UNKNOWN_MEDAL,
+                faults::UNKNOWN_MEDAL,
                 format!("unknown medal {:?}: gold, silver or bronze", clip(name)),
             )),
         }
@@ -88,7 +95,7 @@ impl Roster {
     pub fn team(&self, name: &str) -> Result<&str, Fault> {
         find(&self.teams, name).ok_or_else(|| {
             Fault::new(
-                fault::UNKNOWN_TEAM,
+                faults::UNKNOWN_TEAM,
                 format!("unknown team {:?}", clip(name)),
             )
         })
@@ -101,7 +108,7 @@ impl Roster {
     pub fn event(&self, name: &str) -> Result<&str, Fault> {
         find(&self.events, name).ok_or_else(|| {
             Fault::new(
-                fault::UNKNOWN_EVENT,
+                faults::UNKNOWN_EVENT,
                 format!("unknown event {:?}", clip(name)),
             )
         })
@@ -184,18 +191,6 @@ impl Tally {
         }
     }
 
-    /// The old text format, exactly as the old tablets print it.
-    pub fn to_text(&self) -> String {
-        format!(
-            "Team {} has:\n{} gold medals\n{} silver medals\n{} bronze medals\nas of {}\n",
-            self.team,
-            self.gold,
-            self.silver,
-            self.bronze,
-            format_time(self.updated)
-        )
-    }
-
     pub fn to_value(&self) -> Value {
         Value::structure([
             ("team", Value::from(self.team.as_str())),
@@ -234,11 +229,6 @@ pub struct Score {
 }
 
 impl Score {
-    /// The old text format: `"{score} [{time}]\n"`.
-    pub fn to_text(&self) -> String {
-        format!("{} [{}]\n", self.score, format_time(self.updated))
-    }
-
     pub fn to_value(&self) -> Value {
         Value::structure([
             ("event", Value::from(self.event.as_str())),
@@ -270,7 +260,7 @@ impl Score {
 pub fn check_score(score: &str) -> Result<(), Fault> {
     if score.len() > MAX_SCORE_BYTES {
         return Err(Fault::new(
-            fault::INVALID_VALUE,
+            faults::INVALID_VALUE,
             format!("score longer than {MAX_SCORE_BYTES} bytes"),
         ));
     }
@@ -298,46 +288,6 @@ pub(crate) fn get_f64(s: &Struct, name: &str) -> Result<f64, Fault> {
     }
 }
 
-/// Ranks tallies gold > silver > bronze, then by team name.
-pub fn rank(tallies: &mut [Tally]) {
-    tallies.sort_by(|a, b| {
-        (b.gold, b.silver, b.bronze)
-            .cmp(&(a.gold, a.silver, a.bronze))
-            .then_with(|| a.team.cmp(&b.team))
-    });
-}
-
-/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`; "never" for 0.
-pub fn format_time(secs: f64) -> String {
-    if !(secs.is_finite() && secs > 0.0) {
-        return "never".to_owned();
-    }
-    let total = secs as i64;
-    let (days, rem) = (total.div_euclid(86_400), total.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-/// algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,15 +297,15 @@ mod tests {
         let r = Roster::default_roster();
         assert_eq!(r.team("gAuL").unwrap(), "Gaul");
         assert_eq!(r.event(" stone curling ").unwrap(), "Stone Curling");
-        assert_eq!(r.team("Atlantis").unwrap_err().code, fault::UNKNOWN_TEAM);
-        assert_eq!(r.event("Chess").unwrap_err().code, fault::UNKNOWN_EVENT);
+        assert_eq!(r.team("Atlantis").unwrap_err().code, faults::UNKNOWN_TEAM);
+        assert_eq!(r.event("Chess").unwrap_err().code, faults::UNKNOWN_EVENT);
         assert_eq!(Medal::parse("GOLD").unwrap(), Medal::Gold);
-        assert_eq!(Medal::parse("tin").unwrap_err().code, fault::UNKNOWN_MEDAL);
+        assert_eq!(Medal::parse("tin").unwrap_err().code, faults::UNKNOWN_MEDAL);
         assert_eq!(Roster::from_value(&r.to_value()).unwrap(), r);
     }
 
     #[test]
-    fn old_text_formats() {
+    fn values_round_trip() {
         let t = Tally {
             team: "Gaul".into(),
             gold: 3,
@@ -364,10 +314,6 @@ mod tests {
             version: 7,
             updated: 1_700_000_000.5,
         };
-        assert_eq!(
-            t.to_text(),
-            "Team Gaul has:\n3 gold medals\n1 silver medals\n0 bronze medals\nas of 2023-11-14 22:13:20 UTC\n"
-        );
         assert_eq!(Tally::from_value(&t.to_value()).unwrap(), t);
         let s = Score {
             event: "Stone Curling".into(),
@@ -375,35 +321,6 @@ mod tests {
             version: 8,
             updated: 0.0,
         };
-        assert_eq!(s.to_text(), "Gaul 3, Rome 1 [never]\n");
         assert_eq!(Score::from_value(&s.to_value()).unwrap(), s);
-    }
-
-    #[test]
-    fn ranking_is_gold_then_silver_then_bronze() {
-        let t = |team: &str, g, s, b| Tally {
-            team: team.into(),
-            gold: g,
-            silver: s,
-            bronze: b,
-            version: 0,
-            updated: 0.0,
-        };
-        let mut v = vec![
-            t("A", 1, 0, 5),
-            t("B", 1, 2, 0),
-            t("C", 2, 0, 0),
-            t("D", 1, 2, 0),
-        ];
-        rank(&mut v);
-        let order: Vec<&str> = v.iter().map(|t| t.team.as_str()).collect();
-        assert_eq!(order, ["C", "B", "D", "A"]);
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        assert_eq!(format_time(0.0), "never");
     }
 }

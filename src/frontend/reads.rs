@@ -1,0 +1,91 @@
+//! The read path: every read is answered from the cache, and a miss fetches
+//! from the db (concurrent misses of one key share one fetch).
+
+use std::sync::Arc;
+
+use super::Frontend;
+use crate::api::{faults, HistoryKind};
+use crate::cache::{Cached, TABLE_KEY};
+use crate::rpc::Fault;
+use crate::scoreboard::rank::Standing;
+use crate::scoreboard::{score_key, tally_key, Roster, Score, Tally};
+use crate::store::Change;
+
+/// Most updates of one key that `scoreboard.history` returns.
+const HISTORY_LIMIT: i64 = 1000;
+
+impl Frontend {
+    /// The roster, once the db has told it.
+    ///
+    /// # Errors
+    /// `UNAVAILABLE` before the db was first reached.
+    pub(super) fn roster(&self) -> Result<Arc<Roster>, Fault> {
+        self.roster
+            .borrow()
+            .clone()
+            .ok_or_else(|| faults::unavailable("the db has not been reached yet"))
+    }
+
+    /// One team's tally.
+    ///
+    /// # Errors
+    /// An unknown team, or the db unavailable on a miss.
+    pub(super) async fn tally(&self, team: &str) -> Result<Tally, Fault> {
+        let team = self.roster()?.team(team)?.to_owned();
+        let key = tally_key(&team);
+        let fetch = || async { self.db.tally(&team).await.map(Cached::Tally) };
+        match self.cache.get_or_fetch(&key, fetch).await? {
+            Cached::Tally(t) => Ok(t),
+            _ => Err(Fault::internal("cache holds a non-tally under a tally key")),
+        }
+    }
+
+    /// One event's score.
+    ///
+    /// # Errors
+    /// An unknown event, or the db unavailable on a miss.
+    pub(super) async fn score(&self, event: &str) -> Result<Score, Fault> {
+        let event = self.roster()?.event(event)?.to_owned();
+        let key = score_key(&event);
+        let fetch = || async { self.db.score(&event).await.map(Cached::Score) };
+        match self.cache.get_or_fetch(&key, fetch).await? {
+            Cached::Score(s) => Ok(s),
+            _ => Err(Fault::internal("cache holds a non-score under a score key")),
+        }
+    }
+
+    /// The medal table, ranked once when fetched, not on every hit.
+    ///
+    /// # Errors
+    /// The db unavailable on a miss.
+    pub(super) async fn medal_table(&self) -> Result<Arc<Vec<Standing>>, Fault> {
+        let fetch = || async {
+            let tallies = self.db.tallies().await?;
+            Ok(Cached::Table(Arc::new(Standing::table(tallies))))
+        };
+        match self.cache.get_or_fetch(TABLE_KEY, fetch).await? {
+            Cached::Table(t) => Ok(t),
+            _ => Err(Fault::internal(
+                "cache holds a non-table under the table key",
+            )),
+        }
+    }
+
+    /// The updates of a tally or a score, oldest first (never cached: it
+    /// is for audits, not for tablets).
+    ///
+    /// # Errors
+    /// An unknown name, or the db unavailable.
+    pub(super) async fn history(
+        &self,
+        kind: HistoryKind,
+        name: &str,
+    ) -> Result<Vec<Change>, Fault> {
+        let roster = self.roster()?;
+        let key = match kind {
+            HistoryKind::Tally => tally_key(roster.team(name)?),
+            HistoryKind::Score => score_key(roster.event(name)?),
+        };
+        self.db.history(&key, HISTORY_LIMIT).await
+    }
+}
