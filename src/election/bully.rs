@@ -9,9 +9,11 @@
 //! own uid modulo the group size (see `Bully::next_term`), so no two members
 //! can run in, let alone win, the same term, even when messages are lost.
 //!
-//! Every call is a request with a reply: `Election` is answered with
-//! `Answer` (the reply itself), `Coordinator` with an acceptance, `Heartbeat`
-//! with the replier's view.
+//! Every call is a request with a reply, which carries the replier's view
+//! (term, coordinator) and a [`Verdict`]: `Election` is answered with
+//! [`Verdict::Answer`] (the Bully "OK": alive and higher), `Coordinator` with
+//! [`Verdict::Accept`] or [`Verdict::Refuse`], `Heartbeat` with
+//! [`Verdict::Coordinating`] or [`Verdict::NotCoordinating`].
 
 /// Timings of the election, milliseconds.
 #[derive(Debug, Clone)]
@@ -73,9 +75,10 @@ pub enum Message {
     Heartbeat { term: u64 },
 }
 
-/// Something to send.
+/// A message to send, and to whom. (Not `Send`: that name is the marker
+/// trait's.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Send {
+pub struct Outbound {
     pub to: u32,
     pub message: Message,
 }
@@ -92,20 +95,70 @@ pub enum Note {
 /// The output of one step.
 #[derive(Debug, Default, PartialEq)]
 pub struct Output {
-    pub sends: Vec<Send>,
+    pub sends: Vec<Outbound>,
     pub notes: Vec<Note>,
 }
 
-/// The reply to any request: the replier's view, plus whether it answered an
-/// election or accepted an announcement.
+/// The reply to any request: the replier's view, and its verdict on the
+/// request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reply {
+    /// The replier's term, after it handled the request: a newer one
+    /// demotes the sender.
     pub term: u64,
+    /// The coordinator the replier knows, if any.
     pub coordinator: Option<u32>,
-    /// For `Election`: the replier is alive and higher ("Answer"). For
-    /// `Coordinator`: the announcement was accepted. For `Heartbeat`: the
-    /// replier is the coordinator.
-    pub ok: bool,
+    pub verdict: Verdict,
+}
+
+/// What the replier says to the request it got. Each request has its two
+/// verdicts; a verdict of another request's kind (only a broken peer sends
+/// one) reads as the negative one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// To `Election`: the replier has a higher uid and is alive, so the
+    /// candidate stops and waits for an announcement (the Bully "OK").
+    Answer,
+    /// To `Election` from a higher uid: nothing to say (a candidate only
+    /// asks higher uids, so this is a stale or crossed message).
+    NoAnswer,
+    /// To `Coordinator`: the replier follows the sender.
+    Accept,
+    /// To `Coordinator`: refused, for an older term, or because the replier
+    /// is higher and alive (it then runs an election of its own).
+    Refuse,
+    /// To `Heartbeat`: the replier is the coordinator.
+    Coordinating,
+    /// To `Heartbeat`: the replier is not (or no longer) the coordinator.
+    NotCoordinating,
+}
+
+impl Verdict {
+    /// The verdict's wire name, in `election.message` replies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Answer => "answer",
+            Verdict::NoAnswer => "no_answer",
+            Verdict::Accept => "accept",
+            Verdict::Refuse => "refuse",
+            Verdict::Coordinating => "coordinating",
+            Verdict::NotCoordinating => "not_coordinating",
+        }
+    }
+
+    /// The verdict named `name` on the wire, if any.
+    pub fn from_name(name: &str) -> Option<Verdict> {
+        [
+            Verdict::Answer,
+            Verdict::NoAnswer,
+            Verdict::Accept,
+            Verdict::Refuse,
+            Verdict::Coordinating,
+            Verdict::NotCoordinating,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == name)
+    }
 }
 
 /// One member's election state.
@@ -154,11 +207,11 @@ impl Bully {
         self.role == Role::Coordinator
     }
 
-    fn reply(&self, ok: bool) -> Reply {
+    fn reply(&self, verdict: Verdict) -> Reply {
         Reply {
             term: self.term,
             coordinator: self.coordinator,
-            ok,
+            verdict,
         }
     }
 
@@ -212,7 +265,7 @@ impl Bully {
             return;
         }
         for to in higher {
-            out.sends.push(Send {
+            out.sends.push(Outbound {
                 to,
                 message: Message::Election { term: self.term },
             });
@@ -230,7 +283,7 @@ impl Bully {
 
     fn announce(&self, out: &mut Output) {
         for &to in &self.cfg.peers {
-            out.sends.push(Send {
+            out.sends.push(Outbound {
                 to,
                 message: Message::Coordinator { term: self.term },
             });
@@ -283,7 +336,7 @@ impl Bully {
                 Some(c) => {
                     if now >= self.next_beat_ms {
                         self.next_beat_ms = now + self.cfg.heartbeat_interval_ms;
-                        out.sends.push(Send {
+                        out.sends.push(Outbound {
                             to: c,
                             message: Message::Heartbeat { term: self.term },
                         });
@@ -303,7 +356,7 @@ impl Bully {
                 if from < self.cfg.uid {
                     match self.role {
                         // Already in charge: tell the asker directly.
-                        Role::Coordinator => out.sends.push(Send {
+                        Role::Coordinator => out.sends.push(Outbound {
                             to: from,
                             message: Message::Coordinator { term: self.term },
                         }),
@@ -312,9 +365,9 @@ impl Bully {
                             self.start_election(now, "a lower uid started an election", &mut out)
                         }
                     }
-                    self.reply(true)
+                    self.reply(Verdict::Answer)
                 } else {
-                    self.reply(false)
+                    self.reply(Verdict::NoAnswer)
                 }
             }
             Message::Coordinator { term } => {
@@ -326,22 +379,26 @@ impl Bully {
                     if !self.is_coordinator() && from < self.cfg.uid {
                         self.start_election(now, "a lower uid claims to coordinate", &mut out);
                     }
-                    self.reply(false)
+                    self.reply(Verdict::Refuse)
                 } else {
                     self.observe_term(term, &mut out);
                     if from < self.cfg.uid {
                         // We are alive and higher: bully it.
                         self.start_election(now, "a lower uid claims to coordinate", &mut out);
-                        self.reply(false)
+                        self.reply(Verdict::Refuse)
                     } else {
                         self.follow(now, from, &mut out);
-                        self.reply(true)
+                        self.reply(Verdict::Accept)
                     }
                 }
             }
             Message::Heartbeat { term } => {
                 self.observe_term(term, &mut out);
-                self.reply(self.is_coordinator())
+                self.reply(if self.is_coordinator() {
+                    Verdict::Coordinating
+                } else {
+                    Verdict::NotCoordinating
+                })
             }
         };
         (reply, out)
@@ -353,7 +410,7 @@ impl Bully {
         self.observe_term(reply.term, &mut out);
         match sent {
             Message::Election { .. } => {
-                if reply.ok && from > self.cfg.uid {
+                if reply.verdict == Verdict::Answer && from > self.cfg.uid {
                     if let (Role::Candidate, Some((started, _))) = (self.role, self.election) {
                         self.election = Some((started, true));
                     }
@@ -361,7 +418,7 @@ impl Bully {
             }
             Message::Heartbeat { .. } => {
                 if self.role == Role::Member && self.coordinator == Some(from) {
-                    if reply.ok {
+                    if reply.verdict == Verdict::Coordinating {
                         self.last_heard_ms = now;
                     } else {
                         self.start_election(now, "the coordinator says it is not", &mut out);
@@ -421,7 +478,8 @@ mod tests {
 
         /// Delivers sends breadth-first; each is a request with a reply.
         fn deliver(&mut self, from: u32, out: Output) {
-            let mut queue: Vec<(u32, Send)> = out.sends.into_iter().map(|s| (from, s)).collect();
+            let mut queue: Vec<(u32, Outbound)> =
+                out.sends.into_iter().map(|s| (from, s)).collect();
             let mut budget = 10_000;
             while let Some((src, send)) = queue.pop() {
                 budget -= 1;

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::berkeley::{self, Reading};
-use super::bully::{Bully, BullyConfig, Message, Note, Output, Reply};
+use super::bully::{Bully, BullyConfig, Message, Note, Output, Reply, Verdict};
 use super::vclock::SharedClock;
 use crate::clock::ClusterClock;
 use crate::rpc::fault::{self, Fault};
@@ -486,6 +486,9 @@ fn internal<F, Fut>(
     });
 }
 
+/// The wire form of an `election.message` reply:
+/// `{term: int, coordinator: int (-1: none known), verdict: string}`, the
+/// verdict one of [`Verdict::as_str`]'s names.
 fn reply_to_value(reply: &Reply) -> Value {
     Value::structure([
         ("term", Value::Int(reply.term as i64)),
@@ -493,15 +496,51 @@ fn reply_to_value(reply: &Reply) -> Value {
             "coordinator",
             Value::Int(reply.coordinator.map_or(-1, i64::from)),
         ),
-        ("ok", Value::Bool(reply.ok)),
+        ("verdict", Value::from(reply.verdict.as_str())),
     ])
 }
 
+/// The reply [`reply_to_value`] wrote, or `None` when `v` is not one.
 fn reply_from_value(v: &Value) -> Option<Reply> {
     let s = v.as_struct()?;
     Some(Reply {
         term: u64::try_from(s.get("term")?.as_i64()?).ok()?,
         coordinator: u32::try_from(s.get("coordinator")?.as_i64()?).ok(),
-        ok: matches!(s.get("ok")?, Value::Bool(true)),
+        verdict: Verdict::from_name(s.get("verdict")?.as_str()?)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Property: every verdict survives the wire, with and without a known
+    /// coordinator; a reply without a known verdict is malformed.
+    #[test]
+    fn election_replies_round_trip_on_the_wire() {
+        use Verdict::*;
+        for verdict in [
+            Answer,
+            NoAnswer,
+            Accept,
+            Refuse,
+            Coordinating,
+            NotCoordinating,
+        ] {
+            for coordinator in [None, Some(3)] {
+                let reply = Reply {
+                    term: 7,
+                    coordinator,
+                    verdict,
+                };
+                assert_eq!(reply_from_value(&reply_to_value(&reply)), Some(reply));
+            }
+        }
+        let unknown = Value::structure([
+            ("term", Value::Int(1)),
+            ("coordinator", Value::Int(-1)),
+            ("verdict", Value::from("ok")),
+        ]);
+        assert_eq!(reply_from_value(&unknown), None);
+    }
 }
