@@ -206,6 +206,11 @@ impl Bully {
     pub fn is_coordinator(&self) -> bool {
         self.role == Role::Coordinator
     }
+    /// The term this member coordinates, if it does (what the time service
+    /// tags its adjustments with).
+    pub fn coordinating_term(&self) -> Option<u64> {
+        self.is_coordinator().then_some(self.term)
+    }
 
     fn reply(&self, verdict: Verdict) -> Reply {
         Reply {
@@ -433,130 +438,15 @@ impl Bully {
 
 #[cfg(test)]
 mod tests {
-    //! Elections on a simulated network that can drop messages, cut links
-    //! and freeze nodes.
+    //! Elections on the simulated network of [`crate::election::sim`], which
+    //! can drop messages, cut links and freeze members; it checks after
+    //! every step that no term has two coordinators.
     use super::*;
-    use rand::{Rng, SeedableRng};
-    use std::collections::{BTreeMap, HashSet};
+    use crate::election::sim::Network;
 
-    struct Net {
-        nodes: BTreeMap<u32, Bully>,
-        /// Dead or frozen nodes neither tick nor answer.
-        down: HashSet<u32>,
-        /// Cut links, both directions.
-        cut: HashSet<(u32, u32)>,
-        drop_rate: f64,
-        rng: rand::rngs::StdRng,
-        now: u64,
-    }
-
-    impl Net {
-        fn new(uids: &[u32]) -> Net {
-            let nodes = uids
-                .iter()
-                .map(|&u| {
-                    let peers = uids.iter().copied().filter(|p| *p != u).collect();
-                    (u, Bully::new(BullyConfig::new(u, peers)))
-                })
-                .collect();
-            Net {
-                nodes,
-                down: HashSet::new(),
-                cut: HashSet::new(),
-                drop_rate: 0.0,
-                rng: rand::rngs::StdRng::seed_from_u64(42),
-                now: 0,
-            }
-        }
-
-        fn reachable(&mut self, a: u32, b: u32) -> bool {
-            !self.down.contains(&b)
-                && !self.cut.contains(&(a, b))
-                && !self.cut.contains(&(b, a))
-                && !self.rng.gen_bool(self.drop_rate)
-        }
-
-        /// Delivers sends breadth-first; each is a request with a reply.
-        fn deliver(&mut self, from: u32, out: Output) {
-            let mut queue: Vec<(u32, Outbound)> =
-                out.sends.into_iter().map(|s| (from, s)).collect();
-            let mut budget = 10_000;
-            while let Some((src, send)) = queue.pop() {
-                budget -= 1;
-                assert!(budget > 0, "message storm");
-                if !self.reachable(src, send.to) {
-                    continue;
-                }
-                let now = self.now;
-                let (reply, extra) =
-                    self.nodes
-                        .get_mut(&send.to)
-                        .unwrap()
-                        .on_message(now, src, send.message);
-                queue.extend(extra.sends.into_iter().map(|s| (send.to, s)));
-                if self.reachable(send.to, src) && !self.down.contains(&src) {
-                    let more = self.nodes.get_mut(&src).unwrap().on_reply(
-                        now,
-                        send.to,
-                        send.message,
-                        reply,
-                    );
-                    queue.extend(more.sends.into_iter().map(|s| (src, s)));
-                }
-            }
-        }
-
-        fn step(&mut self, ms: u64) {
-            self.now += ms;
-            let uids: Vec<u32> = self.nodes.keys().copied().collect();
-            for u in uids {
-                if self.down.contains(&u) {
-                    continue;
-                }
-                let now = self.now;
-                let out = self.nodes.get_mut(&u).unwrap().tick(now);
-                self.deliver(u, out);
-            }
-            self.check_one_coordinator_per_term();
-        }
-
-        fn run(&mut self, ms: u64) {
-            for _ in 0..ms / 50 {
-                self.step(50);
-            }
-        }
-
-        /// Safety: among nodes that are up, no term has two coordinators.
-        fn check_one_coordinator_per_term(&self) {
-            let mut seen = BTreeMap::new();
-            for (u, n) in &self.nodes {
-                if n.is_coordinator() && !self.down.contains(u) {
-                    if let Some(other) = seen.insert(n.term(), *u) {
-                        panic!("uids {other} and {u} both coordinate term {}", n.term());
-                    }
-                }
-            }
-        }
-
-        /// Every live node agrees on one coordinator and one term.
-        fn agreement(&self) -> Option<(u32, u64)> {
-            let live: Vec<&Bully> = self
-                .nodes
-                .iter()
-                .filter(|(u, _)| !self.down.contains(u))
-                .map(|(_, n)| n)
-                .collect();
-            let first = live[0];
-            let c = first.coordinator()?;
-            let agreed = live.iter().all(|n| {
-                n.coordinator() == Some(c)
-                    && n.term() == first.term()
-                    && n.role() != Role::Candidate
-            });
-            agreed.then_some((c, first.term()))
-        }
-    }
-
+    /// Property: the terms a member runs in are its own (congruent to its
+    /// uid modulo the group size), the next one is the smallest above the
+    /// current term, and no more than a group size above it.
     #[test]
     fn terms_belong_to_one_uid_each() {
         let mut b = Bully::new(BullyConfig::new(1, vec![0, 2]));
@@ -570,76 +460,132 @@ mod tests {
         }
     }
 
+    /// Property: from a cold start, the highest uid coordinates and every
+    /// member names it in one term.
     #[test]
     fn the_highest_live_uid_wins_and_everyone_agrees() {
-        let mut net = Net::new(&[0, 1, 2]);
+        let mut net = Network::new(&[0, 1, 2]);
         net.run(2_000);
         let (c, _) = net.agreement().expect("agreement");
         assert_eq!(c, 2);
     }
 
+    /// Property: when the coordinator dies, the highest live uid takes over
+    /// in a newer term.
     #[test]
     fn a_dead_coordinator_is_replaced_with_a_newer_term() {
-        let mut net = Net::new(&[0, 1, 2, 3]);
+        let mut net = Network::new(&[0, 1, 2, 3]);
         net.run(2_000);
         let (_, term) = net.agreement().unwrap();
-        net.down.insert(3);
+        net.kill(3);
         net.run(3_000);
         let (c, new_term) = net.agreement().expect("agreement after failover");
         assert_eq!(c, 2);
         assert!(new_term > term);
     }
 
+    /// Property: a higher uid that comes back (with fresh state, as a
+    /// restarted process) takes over from the lower one that replaced it.
     #[test]
     fn a_returning_higher_uid_takes_over() {
-        let mut net = Net::new(&[0, 1, 2]);
-        net.down.insert(2);
+        let mut net = Network::new(&[0, 1, 2]);
+        net.kill(2);
         net.run(2_000);
         assert_eq!(net.agreement().unwrap().0, 1);
-        // It comes back with fresh state, as a restarted process does.
-        let peers = vec![0, 1];
-        net.nodes.insert(2, Bully::new(BullyConfig::new(2, peers)));
-        net.down.remove(&2);
+        net.restart(2);
         net.run(2_000);
         assert_eq!(net.agreement().unwrap().0, 2);
     }
 
+    /// Property: a coordinator frozen long enough to be replaced, then
+    /// resumed, still believing it coordinates its old term, never leaves
+    /// two coordinators of one term, and the group ends with it in charge of
+    /// a newer term.
     #[test]
     fn a_frozen_coordinator_that_resumes_does_not_leave_two() {
-        let mut net = Net::new(&[0, 1, 2]);
+        let mut net = Network::new(&[0, 1, 2]);
         net.run(2_000);
         let (_, t1) = net.agreement().unwrap();
         // Frozen: keeps its state (still believes it coordinates term t1).
-        net.down.insert(2);
+        net.freeze(2);
         net.run(3_000);
         let (c, t2) = net.agreement().unwrap();
         assert_eq!(c, 1);
         assert!(t2 > t1);
-        net.down.remove(&2);
+        net.resume(2);
         net.run(3_000);
         let (c, t3) = net.agreement().expect("agreement after resume");
         assert_eq!(c, 2);
         assert!(t3 > t2);
     }
 
+    /// Property: a link cut between a member and the coordinator, then
+    /// healed, ends with one coordinator, the highest uid.
     #[test]
     fn a_cut_link_heals_into_one_coordinator() {
-        let mut net = Net::new(&[0, 1, 2]);
+        let mut net = Network::new(&[0, 1, 2]);
         net.run(2_000);
-        net.cut.insert((0, 2));
+        net.cut(0, 2);
         net.run(4_000);
-        net.cut.clear();
+        net.heal();
         net.run(4_000);
         assert_eq!(net.agreement().expect("agreement after heal").0, 2);
     }
 
+    /// Property: with a fifth of all messages lost, no term ever has two
+    /// coordinators, and once losses stop the group converges on the
+    /// highest uid.
     #[test]
     fn lossy_network_still_converges_and_never_doubles_a_term() {
-        let mut net = Net::new(&[0, 1, 2, 3, 4]);
-        net.drop_rate = 0.2;
+        let mut net = Network::new(&[0, 1, 2, 3, 4]);
+        net.set_drop_rate(0.2);
         net.run(10_000);
-        net.drop_rate = 0.0;
+        net.set_drop_rate(0.0);
         net.run(4_000);
         assert_eq!(net.agreement().expect("agreement").0, 4);
+    }
+
+    /// Property: a member isolated from everyone runs on alone (it becomes
+    /// the coordinator of its own side), and when the partition heals the
+    /// whole group agrees on the highest uid again.
+    #[test]
+    fn an_isolated_member_rejoins_under_the_highest_uid() {
+        let mut net = Network::new(&[0, 1, 2]);
+        net.run(2_000);
+        net.isolate(0);
+        net.run(3_000);
+        assert!(net.bully(0).is_coordinator(), "{:?}", net.bully(0));
+        net.heal();
+        net.run(4_000);
+        assert_eq!(net.agreement().expect("agreement after heal").0, 2);
+    }
+
+    /// Property: a candidate that hears of a newer term while it waits for
+    /// answers does not win that term, which belongs to another uid.
+    ///
+    /// Known to fail today (kept ignored, so that this restructuring does
+    /// not change behaviour): `observe_term` raises a candidate's term but
+    /// leaves it a candidate, and when no answer comes it becomes
+    /// coordinator of the newer term, which the term's own uid may win too.
+    #[test]
+    #[ignore = "known bug: a candidate adopting a newer term can win it (see the comment)"]
+    fn a_candidate_never_wins_another_uids_term() {
+        let mut b0 = Bully::new(BullyConfig::new(0, vec![1, 2]));
+        let mut b1 = Bully::new(BullyConfig::new(1, vec![0, 2]));
+        // Uid 2 is dead. Uid 1 runs in its term 1; uid 0 in its term 3.
+        let _ = b1.tick(0);
+        let _ = b0.tick(0);
+        assert_eq!((b1.term(), b0.term()), (1, 3));
+        // Uid 1 gets uid 0's Election and answers it, but the answer is lost.
+        let (reply, _) = b1.on_message(10, 0, Message::Election { term: 3 });
+        assert_eq!(reply.verdict, Verdict::Answer);
+        // Neither hears from anyone higher: both time out.
+        let _ = b0.tick(1_000);
+        let _ = b1.tick(1_000);
+        assert!(b0.is_coordinator() && b0.term() == 3);
+        assert!(
+            !(b1.is_coordinator() && b1.term() == 3),
+            "uids 0 and 1 both coordinate term 3"
+        );
     }
 }
