@@ -64,10 +64,10 @@ fn main() -> anyhow::Result<()> {
         let listener = cli::bind(args.bind.addr(args.port), "db").await?;
         let mut methods = db.methods();
         node.add_methods(&mut methods);
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let driver = tokio::spawn(node.run(stopped));
+        let stop = podium::shutdown::Shutdown::new();
+        let driver = tokio::spawn(node.run(stop.clone()));
         let served = db.serve(listener, methods, cli::shutdown_signal()).await;
-        let _ = stop.send(true);
+        stop.trigger();
         let _ = driver.await;
         served.context("serving")
     })

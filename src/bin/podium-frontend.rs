@@ -125,8 +125,8 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         let listener = cli::bind(args.bind.addr(port), "front-end").await?;
         let node = Node::new(election).map_err(anyhow::Error::msg)?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let driver = tokio::spawn(node.clone().run(stopped));
+        let stop = podium::shutdown::Shutdown::new();
+        let driver = tokio::spawn(node.clone().run(stop.clone()));
         let served = podium::frontend::run(
             listener,
             config,
@@ -134,7 +134,7 @@ fn main() -> anyhow::Result<()> {
             cli::shutdown_signal(),
         )
         .await;
-        let _ = stop.send(true);
+        stop.trigger();
         let _ = driver.await;
         served.context("serving")
     })

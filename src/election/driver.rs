@@ -1,24 +1,33 @@
 //! The async driver of the election and the time service: it ticks the pure
-//! [`Bully`] state, carries its messages over XML-RPC, runs Berkeley rounds
-//! while this member coordinates, and answers `cluster.status`.
+//! [`Bully`] state, carries its messages over a [`Transport`] (XML-RPC in
+//! production), runs Berkeley rounds while this member coordinates, as the
+//! pure [`timesync`] rules allow, and answers `cluster.status`.
 //!
 //! Internal methods (cluster secret required): `election.message(from, kind,
-//! term)`, `clock.read()`, `clock.adjust(delta_us)`. Public: `cluster.status`.
+//! term)`, `clock.read()`, `clock.adjust(delta_us, term)` (wire forms in
+//! [`super::transport`]). Public: `cluster.status`.
+//!
+//! Time is tokio's ([`tokio::time::Instant`]), so tests drive the driver on
+//! a paused clock. Every task the driver starts is owned by the node's
+//! [`Tasks`] and ends when [`Node::run`] does.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::berkeley::{self, Reading};
-use super::bully::{Bully, BullyConfig, Message, Note, Output, Reply, Verdict};
+use super::berkeley::Reading;
+use super::bully::{Bully, BullyConfig, Message, Note, Output, Reply, Role};
+use super::timesync::{self, Adjustment, Refusal, SyncSchedule};
+use super::transport::{self, RpcTransport, Transport};
 use super::vclock::SharedClock;
 use crate::clock::ClusterClock;
-use crate::rpc::fault::{self, Fault};
-use crate::rpc::{CallContext, Client, ClientConfig, Methods, Params, Value};
+use crate::rpc::fault::Fault;
+use crate::rpc::{CallContext, ClientConfig, Methods, Params, Value};
 use crate::secret::Secret;
+use crate::shutdown::{Shutdown, Tasks};
 
 /// Default heartbeat interval, milliseconds.
 pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 500;
@@ -26,13 +35,12 @@ pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 500;
 pub const DEFAULT_HEARTBEAT_TIMEOUT_MS: u64 = 1500;
 /// Default Berkeley round interval, milliseconds.
 pub const DEFAULT_SYNC_INTERVAL_MS: u64 = 5000;
-/// Clock readings further than this from the median are left out of the
-/// average (their owners are still corrected).
-const MAX_DEVIATION_US: i64 = 1_000_000;
-/// Readings with a longer round trip are too uncertain to use.
-const MAX_READING_RTT_US: i64 = 200_000;
 /// How often the state machine is ticked.
 const TICK_MS: u64 = 25;
+/// How long [`Node::run`] waits, once stopped, for its tasks to end. They
+/// are dropped at the stop (a message or a round has nothing to finish),
+/// so this is only a bound.
+const STOP_GRACE_MS: u64 = 1_000;
 
 /// Membership and timings of one member.
 #[derive(Debug, Clone)]
@@ -78,54 +86,72 @@ struct PeerHealth {
 }
 
 /// One member of the election group. Cheap to share as `Arc<Node>`.
-pub struct Node {
+///
+/// `T` is how it reaches the others: [`RpcTransport`] unless a test says
+/// otherwise.
+pub struct Node<T = RpcTransport> {
     cfg: ElectionConfig,
     bully: Mutex<Bully>,
-    peers: BTreeMap<u32, (String, Client)>,
+    transport: T,
     health: Mutex<BTreeMap<u32, PeerHealth>>,
+    /// The zero of the election's millisecond clock.
     started: Instant,
+    /// Owns every message send and Berkeley round; stopped when `run` ends.
+    tasks: Tasks,
 }
 
-impl std::fmt::Debug for Node {
+impl<T> std::fmt::Debug for Node<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node").field("uid", &self.cfg.uid).finish()
     }
 }
 
+/// The deadline of one call to a peer: half a heartbeat interval, between
+/// 50 and 300 ms, so that a dead peer costs less than a heartbeat.
+fn call_timeout(cfg: &ElectionConfig) -> Duration {
+    (cfg.heartbeat_interval / 2).clamp(Duration::from_millis(50), Duration::from_millis(300))
+}
+
 impl Node {
+    /// A member that reaches its peers over XML-RPC.
+    ///
     /// # Errors
     /// Invalid configuration or a peer URL.
     pub fn new(cfg: ElectionConfig) -> Result<Arc<Node>, String> {
         cfg.validate()?;
-        let call_timeout = (cfg.heartbeat_interval / 2)
-            .clamp(Duration::from_millis(50), Duration::from_millis(300));
-        let mut peers = BTreeMap::new();
-        for (uid, url) in &cfg.peers {
-            let client = Client::new(
-                url,
-                ClientConfig {
-                    timeout: call_timeout,
-                    connect_timeout: call_timeout,
-                    secret: Some(cfg.secret.expose()),
-                    vclock: Some(cfg.vclock.clone()),
-                    accept_gzip: false,
-                    pool_max_idle: 4,
-                    ..ClientConfig::default()
-                },
-            )
-            .map_err(|e| format!("peer {uid}: {e}"))?;
-            peers.insert(*uid, (url.clone(), client));
-        }
+        let timeout = call_timeout(&cfg);
+        let client = ClientConfig {
+            timeout,
+            connect_timeout: timeout,
+            secret: Some(cfg.secret.expose()),
+            vclock: Some(cfg.vclock.clone()),
+            accept_gzip: false,
+            pool_max_idle: 4,
+            ..ClientConfig::default()
+        };
+        let transport = RpcTransport::new(cfg.uid, &cfg.peers, &client)?;
+        Node::with_transport(cfg, transport)
+    }
+}
+
+impl<T: Transport> Node<T> {
+    /// A member that reaches its peers through `transport`.
+    ///
+    /// # Errors
+    /// Invalid configuration.
+    pub fn with_transport(cfg: ElectionConfig, transport: T) -> Result<Arc<Node<T>>, String> {
+        cfg.validate()?;
         let mut bully_cfg = BullyConfig::new(cfg.uid, cfg.peers.keys().copied().collect());
         bully_cfg.heartbeat_interval_ms = cfg.heartbeat_interval.as_millis() as u64;
         bully_cfg.heartbeat_timeout_ms = cfg.heartbeat_timeout.as_millis() as u64;
-        bully_cfg.answer_timeout_ms = (call_timeout.as_millis() as u64) + 50;
+        bully_cfg.answer_timeout_ms = (call_timeout(&cfg).as_millis() as u64) + 50;
         bully_cfg.announce_timeout_ms = bully_cfg.heartbeat_timeout_ms;
         Ok(Arc::new(Node {
             bully: Mutex::new(Bully::new(bully_cfg)),
-            peers,
+            transport,
             health: Mutex::default(),
             started: Instant::now(),
+            tasks: Tasks::new(Shutdown::new()),
             cfg,
         }))
     }
@@ -165,39 +191,21 @@ impl Node {
             }
         }
         for send in out.sends {
+            if !self.cfg.peers.contains_key(&send.to) {
+                continue;
+            }
             let node = self.clone();
-            tokio::spawn(async move {
-                let Some((_, client)) = node.peers.get(&send.to) else {
-                    return;
-                };
-                let (kind, term) = match send.message {
-                    Message::Election { term } => ("election", term),
-                    Message::Coordinator { term } => ("coordinator", term),
-                    Message::Heartbeat { term } => ("heartbeat", term),
-                };
-                let params = [
-                    Value::Int(node.cfg.uid.into()),
-                    Value::from(kind),
-                    Value::Int(term as i64),
-                ];
-                match client.call("election.message", &params).await {
-                    Ok(v) => {
+            self.tasks.spawn_until_shutdown(async move {
+                match node.transport.send(send.to, send.message).await {
+                    Ok(reply) => {
                         node.saw(send.to, None);
-                        match reply_from_value(&v) {
-                            Some(reply) => {
-                                let more = node.bully().on_reply(
-                                    node.now_ms(),
-                                    send.to,
-                                    send.message,
-                                    reply,
-                                );
-                                node.execute(more);
-                            }
-                            None => warn!(peer = send.to, "malformed election reply"),
-                        }
+                        let more =
+                            node.bully()
+                                .on_reply(node.now_ms(), send.to, send.message, reply);
+                        node.execute(more);
                     }
                     Err(e) => {
-                        debug!(peer = send.to, kind, error = %e, "election message not delivered");
+                        debug!(peer = send.to, message = ?send.message, error = %e, "election message not delivered");
                         node.saw(send.to, Some(e.to_string()));
                     }
                 }
@@ -217,32 +225,37 @@ impl Node {
         }
     }
 
-    /// Ticks the election and runs Berkeley rounds until `stop` is true.
-    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+    /// Ticks the election and runs Berkeley rounds until `shutdown` is
+    /// triggered; then stops every task the node started (message sends,
+    /// rounds) and returns once they have ended.
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
         let mut ticker = tokio::time::interval(Duration::from_millis(TICK_MS));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut next_sync = Instant::now() + self.cfg.sync_interval;
+        let mut schedule =
+            SyncSchedule::new(self.now_ms(), self.cfg.sync_interval.as_millis() as u64);
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
-                _ = stop.changed() => return,
-            }
-            if *stop.borrow() {
-                return;
+                _ = shutdown.triggered() => break,
             }
             let out = self.bully().tick(self.now_ms());
             self.execute(out);
-            if Instant::now() >= next_sync {
-                next_sync = Instant::now() + self.cfg.sync_interval;
-                if self.is_coordinator() {
-                    let node = self.clone();
-                    tokio::spawn(async move { node.berkeley_round().await });
-                }
+            if schedule.poll(self.now_ms(), self.is_coordinator()) {
+                let node = self.clone();
+                self.tasks
+                    .spawn_until_shutdown(async move { node.berkeley_round().await });
             }
+        }
+        if !self.tasks.stop(Duration::from_millis(STOP_GRACE_MS)).await {
+            warn!(
+                uid = self.cfg.uid,
+                "election tasks still running after the stop"
+            );
         }
     }
 
-    /// One Berkeley round: read every clock, average, send adjustments.
+    /// One Berkeley round: read every clock, then, if the rules allow (this
+    /// member still coordinates), move its own clock and send adjustments.
     async fn berkeley_round(self: Arc<Self>) {
         let clock = &self.cfg.clock;
         let mut readings = vec![Reading {
@@ -250,20 +263,18 @@ impl Node {
             offset_us: 0,
             rtt_us: 0,
         }];
+        // The reads run at once; the set is this round's, and aborts them
+        // when the round is dropped.
         let mut reads = tokio::task::JoinSet::new();
-        for (uid, (_, client)) in &self.peers {
-            let (uid, client, clock) = (*uid, client.clone(), clock.clone());
+        for &uid in self.cfg.peers.keys() {
+            let node = self.clone();
             reads.spawn(async move {
-                let sent = clock.now_us();
-                let answer = client.call("clock.read", &[]).await;
-                let received = clock.now_us();
-                match answer {
-                    Ok(Value::Struct(s)) => s
-                        .get("time_us")
-                        .and_then(Value::as_i64)
-                        .map(|member| Reading::from_exchange(uid, sent, member, received)),
-                    _ => None,
-                }
+                let sent = node.cfg.clock.now_us();
+                let answer = node.transport.read_clock(uid).await;
+                let received = node.cfg.clock.now_us();
+                answer
+                    .ok()
+                    .map(|member| Reading::from_exchange(uid, sent, member, received))
             });
         }
         while let Some(r) = reads.join_next().await {
@@ -271,29 +282,49 @@ impl Node {
                 readings.push(reading);
             }
         }
-        let round = berkeley::round(&readings, MAX_DEVIATION_US, MAX_READING_RTT_US);
-        // Only the coordinator of the current term may move clocks; members
-        // refuse adjustments from an older term (a resumed ex-coordinator).
-        let term = {
+        let plan = {
             let b = self.bully();
-            if !b.is_coordinator() {
-                return;
-            }
-            b.term()
+            timesync::plan_round(self.cfg.uid, b.coordinating_term(), &readings)
         };
-        if !round.outliers.is_empty() {
-            info!(outliers = ?round.outliers, "clock readings left out of the average");
+        let Some(plan) = plan else {
+            debug!(uid = self.cfg.uid, "no longer coordinator: round dropped");
+            return;
+        };
+        if !plan.outliers.is_empty() {
+            info!(outliers = ?plan.outliers, "clock readings left out of the average");
         }
-        for (uid, delta_us) in round.adjustments {
-            if uid == self.cfg.uid {
-                apply_adjustment(clock, delta_us);
-            } else if let Some((_, client)) = self.peers.get(&uid) {
-                let params = [Value::Int(delta_us), Value::Int(term as i64)];
-                if let Err(e) = client.call("clock.adjust", &params).await {
-                    debug!(peer = uid, error = %e, "clock adjustment not delivered");
-                }
+        if let Some(delta_us) = plan.own_delta_us {
+            apply_adjustment(clock, delta_us);
+        }
+        for (uid, adjustment) in plan.adjustments {
+            if let Err(e) = self.transport.adjust_clock(uid, adjustment).await {
+                debug!(peer = uid, error = %e, "clock adjustment not delivered");
             }
         }
+    }
+
+    /// An election message from peer `from`: the reply, after acting on it.
+    pub(crate) fn receive(self: &Arc<Self>, from: u32, message: Message) -> Reply {
+        self.saw(from, None);
+        let (reply, out) = self.bully().on_message(self.now_ms(), from, message);
+        self.execute(out);
+        reply
+    }
+
+    /// This member's cluster clock, as `clock.read` answers it.
+    pub(crate) fn read_clock(&self) -> i64 {
+        self.cfg.clock.now_us()
+    }
+
+    /// An adjustment from the time server, applied if the rules allow.
+    ///
+    /// # Errors
+    /// The refusal; the clock is then left alone.
+    pub(crate) fn receive_adjustment(&self, adjustment: Adjustment) -> Result<(), Refusal> {
+        let current = self.bully().term();
+        timesync::check_adjustment(current, adjustment)?;
+        apply_adjustment(&self.cfg.clock, adjustment.delta_us);
+        Ok(())
     }
 
     /// `cluster.status`: this member's view.
@@ -309,9 +340,10 @@ impl Node {
             .clone();
         let alive_within = self.cfg.heartbeat_timeout * 2;
         let peers = self
+            .cfg
             .peers
             .iter()
-            .map(|(uid, (url, _))| {
+            .map(|(uid, url)| {
                 let h = health.get(uid).cloned().unwrap_or_default();
                 let age = h.last_ok.map(|t| t.elapsed());
                 Value::structure([
@@ -334,7 +366,7 @@ impl Node {
             ("uid", Value::Int(self.cfg.uid.into())),
             (
                 "role",
-                Value::from(if role == super::bully::Role::Coordinator {
+                Value::from(if role == Role::Coordinator {
                     "coordinator"
                 } else {
                     "member"
@@ -371,29 +403,12 @@ impl Node {
             &["struct", "int", "string", "int"],
             "Bully election message: (from_uid, \"election\"|\"coordinator\"|\"heartbeat\", term).",
             |node, p| async move {
-                p.expect_count(3, 3)?;
-                let from = u32::try_from(p.arg::<i64>(0, "from")?)
-                    .map_err(|_| Fault::invalid_params("argument 1 (from) must be a uid"))?;
-                if !node.peers.contains_key(&from) {
+                let from = transport::sender_from_params(&p)?;
+                if !node.cfg.peers.contains_key(&from) {
                     return Err(Fault::invalid_params(format!("uid {from} is not a peer")));
                 }
-                let term = u64::try_from(p.arg::<i64>(2, "term")?)
-                    .map_err(|_| Fault::invalid_params("argument 3 (term) must not be negative"))?;
-                let message = match p.arg::<&str>(1, "kind")? {
-                    "election" => Message::Election { term },
-                    "coordinator" => Message::Coordinator { term },
-                    "heartbeat" => Message::Heartbeat { term },
-                    other => {
-                        return Err(Fault::invalid_params(format!(
-                            "unknown message kind {:?}",
-                            crate::scoreboard::clip(other)
-                        )))
-                    }
-                };
-                node.saw(from, None);
-                let (reply, out) = node.bully().on_message(node.now_ms(), from, message);
-                node.execute(out);
-                Ok(reply_to_value(&reply))
+                let message = transport::message_from_params(&p)?;
+                Ok(transport::reply_to_value(&node.receive(from, message)))
             },
         );
         internal(
@@ -406,7 +421,7 @@ impl Node {
                 p.expect_count(0, 0)?;
                 Ok(Value::structure([(
                     "time_us",
-                    Value::Int(node.cfg.clock.now_us()),
+                    Value::Int(node.read_clock()),
                 )]))
             },
         );
@@ -417,23 +432,9 @@ impl Node {
             &["boolean", "int", "int"],
             "Slews this member's cluster clock by delta_us, on behalf of the coordinator of term.",
             |node, p| async move {
-                p.expect_count(1, 2)?;
-                let delta: i64 = p.arg(0, "delta_us")?;
-                let term = p.opt_arg::<i64>(1, "term")?.unwrap_or(0);
-                let current = node.bully().term() as i64;
-                if term < current {
-                    return Err(Fault::new(
-                        fault::UNAUTHORIZED,
-                        format!("adjustment from term {term}, but the current term is {current}"),
-                    ));
-                }
-                if delta.abs() > 3_600_000_000 {
-                    return Err(Fault::new(
-                        fault::INVALID_VALUE,
-                        "adjustment over an hour refused",
-                    ));
-                }
-                apply_adjustment(&node.cfg.clock, delta);
+                let adjustment = transport::adjustment_from_params(&p)?;
+                node.receive_adjustment(adjustment)
+                    .map_err(|r| transport::refusal_to_fault(&r))?;
                 Ok(Value::Bool(true))
             },
         );
@@ -463,15 +464,17 @@ fn apply_adjustment(clock: &ClusterClock, delta_us: i64) {
     }
 }
 
-fn internal<F, Fut>(
+/// Adds an internal method: the cluster secret is checked before `f` runs.
+fn internal<T, F, Fut>(
     methods: &mut Methods,
-    node: &Arc<Node>,
+    node: &Arc<Node<T>>,
     name: &str,
     signature: &[&'static str],
     help: &'static str,
     f: F,
 ) where
-    F: Fn(Arc<Node>, Params) -> Fut + Send + Sync + 'static,
+    T: Transport,
+    F: Fn(Arc<Node<T>>, Params) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Value, Fault>> + Send + 'static,
 {
     let node = node.clone();
@@ -484,63 +487,4 @@ fn internal<F, Fut>(
             f(node, p).await
         }
     });
-}
-
-/// The wire form of an `election.message` reply:
-/// `{term: int, coordinator: int (-1: none known), verdict: string}`, the
-/// verdict one of [`Verdict::as_str`]'s names.
-fn reply_to_value(reply: &Reply) -> Value {
-    Value::structure([
-        ("term", Value::Int(reply.term as i64)),
-        (
-            "coordinator",
-            Value::Int(reply.coordinator.map_or(-1, i64::from)),
-        ),
-        ("verdict", Value::from(reply.verdict.as_str())),
-    ])
-}
-
-/// The reply [`reply_to_value`] wrote, or `None` when `v` is not one.
-fn reply_from_value(v: &Value) -> Option<Reply> {
-    let s = v.as_struct()?;
-    Some(Reply {
-        term: u64::try_from(s.get("term")?.as_i64()?).ok()?,
-        coordinator: u32::try_from(s.get("coordinator")?.as_i64()?).ok(),
-        verdict: Verdict::from_name(s.get("verdict")?.as_str()?)?,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Property: every verdict survives the wire, with and without a known
-    /// coordinator; a reply without a known verdict is malformed.
-    #[test]
-    fn election_replies_round_trip_on_the_wire() {
-        use Verdict::*;
-        for verdict in [
-            Answer,
-            NoAnswer,
-            Accept,
-            Refuse,
-            Coordinating,
-            NotCoordinating,
-        ] {
-            for coordinator in [None, Some(3)] {
-                let reply = Reply {
-                    term: 7,
-                    coordinator,
-                    verdict,
-                };
-                assert_eq!(reply_from_value(&reply_to_value(&reply)), Some(reply));
-            }
-        }
-        let unknown = Value::structure([
-            ("term", Value::Int(1)),
-            ("coordinator", Value::Int(-1)),
-            ("verdict", Value::from("ok")),
-        ]);
-        assert_eq!(reply_from_value(&unknown), None);
-    }
 }

@@ -1,7 +1,8 @@
 //! Coordination: the Bully election with terms, the Berkeley time service
 //! and vector clocks. The algorithms and their rules are pure state
 //! ([`bully`], [`berkeley`], [`timesync`], [`vclock`]); [`driver`] owns the
-//! timers and the RPCs. The pure pieces are tested together on one
+//! timers and tasks, and reaches the other members through a
+//! [`transport::Transport`]. The pure pieces are tested together on one
 //! simulated network (`sim`, tests only).
 
 pub mod berkeley;
@@ -10,4 +11,5 @@ pub mod driver;
 #[cfg(test)]
 pub(crate) mod sim;
 pub mod timesync;
+pub mod transport;
 pub mod vclock;
