@@ -194,6 +194,9 @@ impl Bully {
     pub fn uid(&self) -> u32 {
         self.cfg.uid
     }
+    pub fn config(&self) -> &BullyConfig {
+        &self.cfg
+    }
     pub fn role(&self) -> Role {
         self.role
     }

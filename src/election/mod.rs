@@ -9,6 +9,8 @@ pub mod berkeley;
 pub mod bully;
 pub mod driver;
 #[cfg(test)]
+pub(crate) mod memory;
+#[cfg(test)]
 pub(crate) mod sim;
 pub mod timesync;
 pub mod transport;
