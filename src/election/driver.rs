@@ -97,6 +97,8 @@ pub struct Node<T = RpcTransport> {
     /// The zero of the election's millisecond clock.
     started: Instant,
     /// Owns every message send and Berkeley round; stopped when `run` ends.
+    /// (Without `run`, sends a handler starts still end: every call has a
+    /// deadline.)
     tasks: Tasks,
 }
 
@@ -106,8 +108,9 @@ impl<T> std::fmt::Debug for Node<T> {
     }
 }
 
-/// The deadline of one call to a peer: half a heartbeat interval, between
-/// 50 and 300 ms, so that a dead peer costs less than a heartbeat.
+/// The deadline of one call to a peer: half a heartbeat interval, kept
+/// between 50 and 300 ms. The election's answer timeout is this plus 50 ms,
+/// so a candidate waits out a call to a silent higher uid.
 fn call_timeout(cfg: &ElectionConfig) -> Duration {
     (cfg.heartbeat_interval / 2).clamp(Duration::from_millis(50), Duration::from_millis(300))
 }
@@ -235,8 +238,9 @@ impl<T: Transport> Node<T> {
             SyncSchedule::new(self.now_ms(), self.cfg.sync_interval.as_millis() as u64);
         loop {
             tokio::select! {
-                _ = ticker.tick() => {}
+                biased;
                 _ = shutdown.triggered() => break,
+                _ = ticker.tick() => {}
             }
             let out = self.bully().tick(self.now_ms());
             self.execute(out);
