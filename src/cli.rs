@@ -3,6 +3,10 @@
 
 use std::net::SocketAddr;
 
+/// How long a binary waits at exit for its election driver's last messages
+/// (each bounded by a call deadline of at most 300 ms).
+pub const DRIVER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Logs to stderr at `info` unless `RUST_LOG` says otherwise.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

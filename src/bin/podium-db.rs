@@ -8,7 +8,7 @@ use podium::cli::{self, BindArgs, ClusterSecretArgs, ElectionArgs, ServerArgs};
 use podium::db::{DbConfig, DbServer, DEFAULT_DB_FILE, DEFAULT_PORT};
 use podium::election::driver::Node;
 use podium::election::vclock::SharedClock;
-use podium::shutdown::Shutdown;
+use podium::shutdown::{Shutdown, Tasks};
 
 /// Podium database server: owns the SQLite file, orders every write, serves
 /// the change feed. All its methods need the cluster secret.
@@ -66,11 +66,10 @@ fn main() -> anyhow::Result<()> {
         let listener = cli::bind(args.bind.addr(args.port), "db").await?;
         let mut methods = db.methods();
         node.add_methods(&mut methods);
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let driver = tokio::spawn(node.run(stopped));
+        let tasks = Tasks::new(shutdown.clone());
+        tasks.spawn(node.run(shutdown.clone()));
         let served = db.serve(listener, methods).await;
-        let _ = stop.send(true);
-        let _ = driver.await;
+        tasks.stop(cli::DRIVER_GRACE).await;
         served.context("serving")
     })
 }

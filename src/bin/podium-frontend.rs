@@ -13,7 +13,7 @@ use podium::frontend::{
     DEFAULT_PULL_INTERVAL_MS,
 };
 use podium::secret::{Secret, FEEDER_PASSWORD_ENV};
-use podium::shutdown::Shutdown;
+use podium::shutdown::{Shutdown, Tasks};
 
 /// Podium front-end: serves the public API from a cache kept coherent by the
 /// db's change feed, checks the feeder password, forwards writes, pushes to
@@ -126,17 +126,12 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         let listener = cli::bind(args.bind.addr(port), "front-end").await?;
         let node = Node::new(election).map_err(anyhow::Error::msg)?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let driver = tokio::spawn(node.clone().run(stopped));
-        let served = podium::frontend::run(
-            listener,
-            config,
-            |m| node.add_methods(m),
-            Shutdown::on_signal(),
-        )
-        .await;
-        let _ = stop.send(true);
-        let _ = driver.await;
+        let shutdown = Shutdown::on_signal();
+        let tasks = Tasks::new(shutdown.clone());
+        tasks.spawn(node.clone().run(shutdown.clone()));
+        let served =
+            podium::frontend::run(listener, config, |m| node.add_methods(m), shutdown).await;
+        tasks.stop(cli::DRIVER_GRACE).await;
         served.context("serving")
     })
 }

@@ -9,9 +9,11 @@
 //! own uid modulo the group size (see `Bully::next_term`), so no two members
 //! can run in, let alone win, the same term, even when messages are lost.
 //!
-//! Every call is a request with a reply: `Election` is answered with
-//! `Answer` (the reply itself), `Coordinator` with an acceptance, `Heartbeat`
-//! with the replier's view.
+//! Every call is a request with a reply, which carries the replier's view
+//! (term, coordinator) and a [`Verdict`]: `Election` is answered with
+//! [`Verdict::Answer`] (the Bully "OK": alive and higher), `Coordinator` with
+//! [`Verdict::Accept`] or [`Verdict::Refuse`], `Heartbeat` with
+//! [`Verdict::Coordinating`] or [`Verdict::NotCoordinating`].
 
 /// Timings of the election, milliseconds.
 #[derive(Debug, Clone)]
@@ -73,9 +75,10 @@ pub enum Message {
     Heartbeat { term: u64 },
 }
 
-/// Something to send.
+/// A message to send, and to whom. (Not `Send`: that name is the marker
+/// trait's.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Send {
+pub struct Outbound {
     pub to: u32,
     pub message: Message,
 }
@@ -92,20 +95,70 @@ pub enum Note {
 /// The output of one step.
 #[derive(Debug, Default, PartialEq)]
 pub struct Output {
-    pub sends: Vec<Send>,
+    pub sends: Vec<Outbound>,
     pub notes: Vec<Note>,
 }
 
-/// The reply to any request: the replier's view, plus whether it answered an
-/// election or accepted an announcement.
+/// The reply to any request: the replier's view, and its verdict on the
+/// request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reply {
+    /// The replier's term, after it handled the request: a newer one
+    /// demotes the sender.
     pub term: u64,
+    /// The coordinator the replier knows, if any.
     pub coordinator: Option<u32>,
-    /// For `Election`: the replier is alive and higher ("Answer"). For
-    /// `Coordinator`: the announcement was accepted. For `Heartbeat`: the
-    /// replier is the coordinator.
-    pub ok: bool,
+    pub verdict: Verdict,
+}
+
+/// What the replier says to the request it got. Each request has its two
+/// verdicts; a verdict of another request's kind (only a broken peer sends
+/// one) reads as the negative one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// To `Election`: the replier has a higher uid and is alive, so the
+    /// candidate stops and waits for an announcement (the Bully "OK").
+    Answer,
+    /// To `Election` from a higher uid: nothing to say (a candidate only
+    /// asks higher uids, so this is a stale or crossed message).
+    NoAnswer,
+    /// To `Coordinator`: the replier follows the sender.
+    Accept,
+    /// To `Coordinator`: refused, for an older term, or because the replier
+    /// is higher and alive (it then runs an election of its own).
+    Refuse,
+    /// To `Heartbeat`: the replier is the coordinator.
+    Coordinating,
+    /// To `Heartbeat`: the replier is not (or no longer) the coordinator.
+    NotCoordinating,
+}
+
+impl Verdict {
+    /// The verdict's wire name, in `election.message` replies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Answer => "answer",
+            Verdict::NoAnswer => "no_answer",
+            Verdict::Accept => "accept",
+            Verdict::Refuse => "refuse",
+            Verdict::Coordinating => "coordinating",
+            Verdict::NotCoordinating => "not_coordinating",
+        }
+    }
+
+    /// The verdict named `name` on the wire, if any.
+    pub fn from_name(name: &str) -> Option<Verdict> {
+        [
+            Verdict::Answer,
+            Verdict::NoAnswer,
+            Verdict::Accept,
+            Verdict::Refuse,
+            Verdict::Coordinating,
+            Verdict::NotCoordinating,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == name)
+    }
 }
 
 /// One member's election state.
@@ -141,6 +194,9 @@ impl Bully {
     pub fn uid(&self) -> u32 {
         self.cfg.uid
     }
+    pub fn config(&self) -> &BullyConfig {
+        &self.cfg
+    }
     pub fn role(&self) -> Role {
         self.role
     }
@@ -153,12 +209,17 @@ impl Bully {
     pub fn is_coordinator(&self) -> bool {
         self.role == Role::Coordinator
     }
+    /// The term this member coordinates, if it does (what the time service
+    /// tags its adjustments with).
+    pub fn coordinating_term(&self) -> Option<u64> {
+        self.is_coordinator().then_some(self.term)
+    }
 
-    fn reply(&self, ok: bool) -> Reply {
+    fn reply(&self, verdict: Verdict) -> Reply {
         Reply {
             term: self.term,
             coordinator: self.coordinator,
-            ok,
+            verdict,
         }
     }
 
@@ -212,7 +273,7 @@ impl Bully {
             return;
         }
         for to in higher {
-            out.sends.push(Send {
+            out.sends.push(Outbound {
                 to,
                 message: Message::Election { term: self.term },
             });
@@ -230,7 +291,7 @@ impl Bully {
 
     fn announce(&self, out: &mut Output) {
         for &to in &self.cfg.peers {
-            out.sends.push(Send {
+            out.sends.push(Outbound {
                 to,
                 message: Message::Coordinator { term: self.term },
             });
@@ -283,7 +344,7 @@ impl Bully {
                 Some(c) => {
                     if now >= self.next_beat_ms {
                         self.next_beat_ms = now + self.cfg.heartbeat_interval_ms;
-                        out.sends.push(Send {
+                        out.sends.push(Outbound {
                             to: c,
                             message: Message::Heartbeat { term: self.term },
                         });
@@ -303,7 +364,7 @@ impl Bully {
                 if from < self.cfg.uid {
                     match self.role {
                         // Already in charge: tell the asker directly.
-                        Role::Coordinator => out.sends.push(Send {
+                        Role::Coordinator => out.sends.push(Outbound {
                             to: from,
                             message: Message::Coordinator { term: self.term },
                         }),
@@ -312,9 +373,9 @@ impl Bully {
                             self.start_election(now, "a lower uid started an election", &mut out)
                         }
                     }
-                    self.reply(true)
+                    self.reply(Verdict::Answer)
                 } else {
-                    self.reply(false)
+                    self.reply(Verdict::NoAnswer)
                 }
             }
             Message::Coordinator { term } => {
@@ -326,22 +387,26 @@ impl Bully {
                     if !self.is_coordinator() && from < self.cfg.uid {
                         self.start_election(now, "a lower uid claims to coordinate", &mut out);
                     }
-                    self.reply(false)
+                    self.reply(Verdict::Refuse)
                 } else {
                     self.observe_term(term, &mut out);
                     if from < self.cfg.uid {
                         // We are alive and higher: bully it.
                         self.start_election(now, "a lower uid claims to coordinate", &mut out);
-                        self.reply(false)
+                        self.reply(Verdict::Refuse)
                     } else {
                         self.follow(now, from, &mut out);
-                        self.reply(true)
+                        self.reply(Verdict::Accept)
                     }
                 }
             }
             Message::Heartbeat { term } => {
                 self.observe_term(term, &mut out);
-                self.reply(self.is_coordinator())
+                self.reply(if self.is_coordinator() {
+                    Verdict::Coordinating
+                } else {
+                    Verdict::NotCoordinating
+                })
             }
         };
         (reply, out)
@@ -353,7 +418,7 @@ impl Bully {
         self.observe_term(reply.term, &mut out);
         match sent {
             Message::Election { .. } => {
-                if reply.ok && from > self.cfg.uid {
+                if reply.verdict == Verdict::Answer && from > self.cfg.uid {
                     if let (Role::Candidate, Some((started, _))) = (self.role, self.election) {
                         self.election = Some((started, true));
                     }
@@ -361,7 +426,7 @@ impl Bully {
             }
             Message::Heartbeat { .. } => {
                 if self.role == Role::Member && self.coordinator == Some(from) {
-                    if reply.ok {
+                    if reply.verdict == Verdict::Coordinating {
                         self.last_heard_ms = now;
                     } else {
                         self.start_election(now, "the coordinator says it is not", &mut out);
@@ -376,129 +441,15 @@ impl Bully {
 
 #[cfg(test)]
 mod tests {
-    //! Elections on a simulated network that can drop messages, cut links
-    //! and freeze nodes.
+    //! Elections on the simulated network of [`crate::election::sim`], which
+    //! can drop messages, cut links and freeze members; it checks after
+    //! every step that no term has two coordinators.
     use super::*;
-    use rand::{Rng, SeedableRng};
-    use std::collections::{BTreeMap, HashSet};
+    use crate::election::sim::Network;
 
-    struct Net {
-        nodes: BTreeMap<u32, Bully>,
-        /// Dead or frozen nodes neither tick nor answer.
-        down: HashSet<u32>,
-        /// Cut links, both directions.
-        cut: HashSet<(u32, u32)>,
-        drop_rate: f64,
-        rng: rand::rngs::StdRng,
-        now: u64,
-    }
-
-    impl Net {
-        fn new(uids: &[u32]) -> Net {
-            let nodes = uids
-                .iter()
-                .map(|&u| {
-                    let peers = uids.iter().copied().filter(|p| *p != u).collect();
-                    (u, Bully::new(BullyConfig::new(u, peers)))
-                })
-                .collect();
-            Net {
-                nodes,
-                down: HashSet::new(),
-                cut: HashSet::new(),
-                drop_rate: 0.0,
-                rng: rand::rngs::StdRng::seed_from_u64(42),
-                now: 0,
-            }
-        }
-
-        fn reachable(&mut self, a: u32, b: u32) -> bool {
-            !self.down.contains(&b)
-                && !self.cut.contains(&(a, b))
-                && !self.cut.contains(&(b, a))
-                && !self.rng.gen_bool(self.drop_rate)
-        }
-
-        /// Delivers sends breadth-first; each is a request with a reply.
-        fn deliver(&mut self, from: u32, out: Output) {
-            let mut queue: Vec<(u32, Send)> = out.sends.into_iter().map(|s| (from, s)).collect();
-            let mut budget = 10_000;
-            while let Some((src, send)) = queue.pop() {
-                budget -= 1;
-                assert!(budget > 0, "message storm");
-                if !self.reachable(src, send.to) {
-                    continue;
-                }
-                let now = self.now;
-                let (reply, extra) =
-                    self.nodes
-                        .get_mut(&send.to)
-                        .unwrap()
-                        .on_message(now, src, send.message);
-                queue.extend(extra.sends.into_iter().map(|s| (send.to, s)));
-                if self.reachable(send.to, src) && !self.down.contains(&src) {
-                    let more = self.nodes.get_mut(&src).unwrap().on_reply(
-                        now,
-                        send.to,
-                        send.message,
-                        reply,
-                    );
-                    queue.extend(more.sends.into_iter().map(|s| (src, s)));
-                }
-            }
-        }
-
-        fn step(&mut self, ms: u64) {
-            self.now += ms;
-            let uids: Vec<u32> = self.nodes.keys().copied().collect();
-            for u in uids {
-                if self.down.contains(&u) {
-                    continue;
-                }
-                let now = self.now;
-                let out = self.nodes.get_mut(&u).unwrap().tick(now);
-                self.deliver(u, out);
-            }
-            self.check_one_coordinator_per_term();
-        }
-
-        fn run(&mut self, ms: u64) {
-            for _ in 0..ms / 50 {
-                self.step(50);
-            }
-        }
-
-        /// Safety: among nodes that are up, no term has two coordinators.
-        fn check_one_coordinator_per_term(&self) {
-            let mut seen = BTreeMap::new();
-            for (u, n) in &self.nodes {
-                if n.is_coordinator() && !self.down.contains(u) {
-                    if let Some(other) = seen.insert(n.term(), *u) {
-                        panic!("uids {other} and {u} both coordinate term {}", n.term());
-                    }
-                }
-            }
-        }
-
-        /// Every live node agrees on one coordinator and one term.
-        fn agreement(&self) -> Option<(u32, u64)> {
-            let live: Vec<&Bully> = self
-                .nodes
-                .iter()
-                .filter(|(u, _)| !self.down.contains(u))
-                .map(|(_, n)| n)
-                .collect();
-            let first = live[0];
-            let c = first.coordinator()?;
-            let agreed = live.iter().all(|n| {
-                n.coordinator() == Some(c)
-                    && n.term() == first.term()
-                    && n.role() != Role::Candidate
-            });
-            agreed.then_some((c, first.term()))
-        }
-    }
-
+    /// Property: the terms a member runs in are its own (congruent to its
+    /// uid modulo the group size), the next one is the smallest above the
+    /// current term, and no more than a group size above it.
     #[test]
     fn terms_belong_to_one_uid_each() {
         let mut b = Bully::new(BullyConfig::new(1, vec![0, 2]));
@@ -512,76 +463,132 @@ mod tests {
         }
     }
 
+    /// Property: from a cold start, the highest uid coordinates and every
+    /// member names it in one term.
     #[test]
     fn the_highest_live_uid_wins_and_everyone_agrees() {
-        let mut net = Net::new(&[0, 1, 2]);
+        let mut net = Network::new(&[0, 1, 2]);
         net.run(2_000);
         let (c, _) = net.agreement().expect("agreement");
         assert_eq!(c, 2);
     }
 
+    /// Property: when the coordinator dies, the highest live uid takes over
+    /// in a newer term.
     #[test]
     fn a_dead_coordinator_is_replaced_with_a_newer_term() {
-        let mut net = Net::new(&[0, 1, 2, 3]);
+        let mut net = Network::new(&[0, 1, 2, 3]);
         net.run(2_000);
         let (_, term) = net.agreement().unwrap();
-        net.down.insert(3);
+        net.kill(3);
         net.run(3_000);
         let (c, new_term) = net.agreement().expect("agreement after failover");
         assert_eq!(c, 2);
         assert!(new_term > term);
     }
 
+    /// Property: a higher uid that comes back (with fresh state, as a
+    /// restarted process) takes over from the lower one that replaced it.
     #[test]
     fn a_returning_higher_uid_takes_over() {
-        let mut net = Net::new(&[0, 1, 2]);
-        net.down.insert(2);
+        let mut net = Network::new(&[0, 1, 2]);
+        net.kill(2);
         net.run(2_000);
         assert_eq!(net.agreement().unwrap().0, 1);
-        // It comes back with fresh state, as a restarted process does.
-        let peers = vec![0, 1];
-        net.nodes.insert(2, Bully::new(BullyConfig::new(2, peers)));
-        net.down.remove(&2);
+        net.restart(2);
         net.run(2_000);
         assert_eq!(net.agreement().unwrap().0, 2);
     }
 
+    /// Property: a coordinator frozen long enough to be replaced, then
+    /// resumed, still believing it coordinates its old term, never leaves
+    /// two coordinators of one term, and the group ends with it in charge of
+    /// a newer term.
     #[test]
     fn a_frozen_coordinator_that_resumes_does_not_leave_two() {
-        let mut net = Net::new(&[0, 1, 2]);
+        let mut net = Network::new(&[0, 1, 2]);
         net.run(2_000);
         let (_, t1) = net.agreement().unwrap();
         // Frozen: keeps its state (still believes it coordinates term t1).
-        net.down.insert(2);
+        net.freeze(2);
         net.run(3_000);
         let (c, t2) = net.agreement().unwrap();
         assert_eq!(c, 1);
         assert!(t2 > t1);
-        net.down.remove(&2);
+        net.resume(2);
         net.run(3_000);
         let (c, t3) = net.agreement().expect("agreement after resume");
         assert_eq!(c, 2);
         assert!(t3 > t2);
     }
 
+    /// Property: a link cut between a member and the coordinator, then
+    /// healed, ends with one coordinator, the highest uid.
     #[test]
     fn a_cut_link_heals_into_one_coordinator() {
-        let mut net = Net::new(&[0, 1, 2]);
+        let mut net = Network::new(&[0, 1, 2]);
         net.run(2_000);
-        net.cut.insert((0, 2));
+        net.cut(0, 2);
         net.run(4_000);
-        net.cut.clear();
+        net.heal();
         net.run(4_000);
         assert_eq!(net.agreement().expect("agreement after heal").0, 2);
     }
 
+    /// Property: with a fifth of all messages lost, no term ever has two
+    /// coordinators, and once losses stop the group converges on the
+    /// highest uid.
     #[test]
     fn lossy_network_still_converges_and_never_doubles_a_term() {
-        let mut net = Net::new(&[0, 1, 2, 3, 4]);
-        net.drop_rate = 0.2;
+        let mut net = Network::new(&[0, 1, 2, 3, 4]);
+        net.set_drop_rate(0.2);
         net.run(10_000);
-        net.drop_rate = 0.0;
+        net.set_drop_rate(0.0);
         net.run(4_000);
         assert_eq!(net.agreement().expect("agreement").0, 4);
+    }
+
+    /// Property: a member isolated from everyone runs on alone (it becomes
+    /// the coordinator of its own side), and when the partition heals the
+    /// whole group agrees on the highest uid again.
+    #[test]
+    fn an_isolated_member_rejoins_under_the_highest_uid() {
+        let mut net = Network::new(&[0, 1, 2]);
+        net.run(2_000);
+        net.isolate(0);
+        net.run(3_000);
+        assert!(net.bully(0).is_coordinator(), "{:?}", net.bully(0));
+        net.heal();
+        net.run(4_000);
+        assert_eq!(net.agreement().expect("agreement after heal").0, 2);
+    }
+
+    /// Property: a candidate that hears of a newer term while it waits for
+    /// answers does not win that term, which belongs to another uid.
+    ///
+    /// Known to fail today (kept ignored, so that this restructuring does
+    /// not change behaviour): `observe_term` raises a candidate's term but
+    /// leaves it a candidate, and when no answer comes it becomes
+    /// coordinator of the newer term, which the term's own uid may win too.
+    #[test]
+    #[ignore = "known bug: a candidate adopting a newer term can win it (see the comment)"]
+    fn a_candidate_never_wins_another_uids_term() {
+        let mut b0 = Bully::new(BullyConfig::new(0, vec![1, 2]));
+        let mut b1 = Bully::new(BullyConfig::new(1, vec![0, 2]));
+        // Uid 2 is dead. Uid 1 runs in its term 1; uid 0 in its term 3.
+        let _ = b1.tick(0);
+        let _ = b0.tick(0);
+        assert_eq!((b1.term(), b0.term()), (1, 3));
+        // Uid 1 gets uid 0's Election and answers it, but the answer is lost.
+        let (reply, _) = b1.on_message(10, 0, Message::Election { term: 3 });
+        assert_eq!(reply.verdict, Verdict::Answer);
+        // Neither hears from anyone higher: both time out.
+        let _ = b0.tick(1_000);
+        let _ = b1.tick(1_000);
+        assert!(b0.is_coordinator() && b0.term() == 3);
+        assert!(
+            !(b1.is_coordinator() && b1.term() == 3),
+            "uids 0 and 1 both coordinate term 3"
+        );
     }
 }
