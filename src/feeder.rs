@@ -10,10 +10,11 @@ use rand::seq::SliceRandom as _;
 use rand::Rng;
 use tracing::{info, warn};
 
-use crate::api::faults;
-use crate::rpc::{Client, ClientError, Value};
+use crate::api::{faults, Client, WriteAck};
+use crate::rpc::ClientError;
 use crate::scoreboard::{Medal, Roster};
 use crate::secret::Secret;
+use crate::shutdown::Shutdown;
 
 /// Attempts per write before giving up (only transport failures are retried).
 const WRITE_ATTEMPTS: u32 = 3;
@@ -95,21 +96,24 @@ impl Feeder {
     /// # Errors
     /// A fault (wrong password, unknown name) at once; transport failures
     /// after `WRITE_ATTEMPTS` tries with the same request id.
-    pub async fn apply(&self, update: &Update) -> Result<Value, ClientError> {
-        let request_id = format!("feeder-{:032x}", rand::random::<u128>());
-        let (method, a, b) = match update {
-            Update::Score { event, score } => ("scoreboard.set_score", event, score),
-            Update::Medal { team, medal } => ("scoreboard.increment_medal", team, medal),
-        };
-        let params = [
-            Value::from(a.as_str()),
-            Value::from(b.as_str()),
-            Value::from(&*self.password.expose()),
-            Value::from(request_id.as_str()),
-        ];
+    pub async fn apply(&self, update: &Update) -> Result<WriteAck, ClientError> {
+        let request_id = crate::cluster::new_request_id("feeder");
+        let password = self.password.expose();
         let mut attempt = 1;
         loop {
-            match self.client.call(method, &params).await {
+            let outcome = match update {
+                Update::Score { event, score } => {
+                    self.client
+                        .set_score(event, score, &password, Some(&request_id))
+                        .await
+                }
+                Update::Medal { team, medal } => {
+                    self.client
+                        .increment_medal(team, medal, &password, Some(&request_id))
+                        .await
+                }
+            };
+            match outcome {
                 Err(e) if attempt < WRITE_ATTEMPTS && e.fault().is_none() => {
                     warn!(error = %e, attempt, "write failed; retrying with the same request id");
                     tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
@@ -122,8 +126,8 @@ impl Feeder {
 
     /// Plays simulated games: at `per_sec` updates a second, random scores
     /// with flavour text and, now and then, a podium. Stops after `count`
-    /// updates when given, or when `stop` completes. Failures are logged and
-    /// the games go on.
+    /// updates when given, or when `shutdown` is triggered. Failures are
+    /// logged and the games go on.
     ///
     /// # Errors
     /// Only when the server refuses to give the roster.
@@ -132,20 +136,19 @@ impl Feeder {
         per_sec: f64,
         count: Option<u64>,
         rng: &mut (impl Rng + Send),
-        stop: impl std::future::Future<Output = ()>,
+        shutdown: Shutdown,
     ) -> Result<u64, ClientError> {
-        tokio::pin!(stop);
         // The cluster may still be starting: wait for it, but not for faults.
-        let roster = loop {
-            match self.client.call("scoreboard.roster", &[]).await {
-                Ok(v) => break Roster::from_value(&v).map_err(ClientError::Fault)?,
+        let roster: Roster = loop {
+            match self.client.roster().await {
+                Ok(roster) => break roster,
                 Err(e) if e.fault().is_some_and(|f| f.code != faults::UNAVAILABLE) => {
                     return Err(e)
                 }
                 Err(e) => {
                     warn!(error = %e, "waiting for the server");
                     tokio::select! {
-                        _ = &mut stop => return Ok(0),
+                        _ = shutdown.triggered() => return Ok(0),
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     }
                 }
@@ -157,7 +160,7 @@ impl Feeder {
         let mut failed = 0;
         while count.is_none_or(|c| sent + failed < c) {
             tokio::select! {
-                _ = &mut stop => break,
+                _ = shutdown.triggered() => break,
                 _ = ticker.tick() => {}
             }
             for update in simulated_updates(&roster, rng) {

@@ -4,10 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use podium::api::Client;
 use podium::cli::{self, TargetArgs};
 use podium::feeder::{parse_updates, Feeder, Update};
-use podium::rpc::{Client, ClientConfig};
+use podium::rpc::ClientConfig;
 use podium::secret::{Secret, FEEDER_PASSWORD_ENV};
+use podium::shutdown::Shutdown;
 
 /// Podium score feeder. Without a subcommand it plays simulated games.
 #[derive(Debug, Parser)]
@@ -100,7 +102,7 @@ fn run() -> anyhow::Result<()> {
                 anyhow::ensure!(rate > 0.0 && rate.is_finite(), "--rate must be positive");
                 let mut rng = rand::rngs::StdRng::from_entropy();
                 feeder
-                    .simulate(rate, count, &mut rng, cli::shutdown_signal())
+                    .simulate(rate, count, &mut rng, Shutdown::on_signal())
                     .await
                     .context("simulated games")?;
                 Ok(())
@@ -114,13 +116,7 @@ fn run() -> anyhow::Result<()> {
                             updates.len()
                         )
                     })?;
-                    match reply {
-                        podium::rpc::Value::Struct(s) => println!(
-                            "ok: version {}",
-                            s.get("version").and_then(|v| v.as_i64()).unwrap_or(0)
-                        ),
-                        other => println!("ok: {other:?}"),
-                    }
+                    println!("ok: version {}", reply.version);
                 }
                 Ok(())
             }

@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
+use podium::api::Client;
 use podium::cli::{self, ServerArgs, TargetArgs};
-use podium::rpc::{Client, ClientConfig};
+use podium::rpc::ClientConfig;
 use podium::scoreboard::Roster;
+use podium::shutdown::Shutdown;
 use podium::tablet::{self, PushSettings, DEFAULT_LEASE_SECS, DEFAULT_PORT};
 use rand::SeedableRng as _;
 
@@ -65,14 +67,15 @@ fn main() -> anyhow::Result<()> {
     let limits = args.server_limits.to_config()?;
     let runtime = cli::runtime(args.server_limits.workers).context("starting the runtime")?;
     runtime.block_on(async {
-        let roster = loop {
-            match server.call("scoreboard.roster", &[]).await {
-                Ok(v) => break Roster::from_value(&v).map_err(anyhow::Error::msg)?,
+        let shutdown = Shutdown::on_signal();
+        let roster: Roster = loop {
+            match server.roster().await {
+                Ok(roster) => break roster,
                 Err(e) => {
                     tracing::warn!(error = %e, "waiting for the server");
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                        _ = cli::shutdown_signal() => return Ok(()),
+                        _ = shutdown.triggered() => return Ok(()),
                     }
                 }
             }
@@ -88,7 +91,7 @@ fn main() -> anyhow::Result<()> {
                     events,
                     Duration::from_millis(args.interval_ms),
                     args.client_id,
-                    podium::shutdown::Shutdown::on_signal(),
+                    shutdown,
                 )
                 .await;
                 Ok(())
@@ -114,16 +117,9 @@ fn main() -> anyhow::Result<()> {
                     lease: Duration::from_secs(args.lease_secs),
                     server: limits,
                 };
-                tablet::push(
-                    server,
-                    listener,
-                    teams,
-                    events,
-                    settings,
-                    podium::shutdown::Shutdown::on_signal(),
-                )
-                .await
-                .context("serving callbacks")
+                tablet::push(server, listener, teams, events, settings, shutdown)
+                    .await
+                    .context("serving callbacks")
             }
         }
     })

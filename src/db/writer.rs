@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, warn};
 
-use super::State;
+use super::state::State;
 use crate::store::{Change, Committed, Store, StoreError, WriteRequest};
 
 /// Writes queued at most; a full queue makes writers wait (backpressure)

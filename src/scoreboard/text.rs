@@ -24,6 +24,13 @@ pub fn tally(t: &Tally) -> String {
     )
 }
 
+/// The team a [`tally`] text is about, read from its first line alone.
+pub fn tally_team(text: &str) -> Option<&str> {
+    text.strip_prefix("Team ")?
+        .split_once(" has:")
+        .map(|(team, _)| team)
+}
+
 /// What [`tally`] wrote, read back: `(team, gold, silver, bronze)`.
 pub fn parse_tally(text: &str) -> Option<(String, i64, i64, i64)> {
     let rest = text.strip_prefix("Team ")?;
@@ -127,6 +134,8 @@ mod tests {
         );
         assert_eq!(parse_tally(&tally(&t)), Some(("Gaul".into(), 3, 1, 0)));
         assert_eq!(parse_tally("Team Gaul has:\n3 gold medals\n"), None);
+        assert_eq!(tally_team("Team Gaul has:\n3 gold medals\n"), Some("Gaul"));
+        assert_eq!(tally_team("Gaul: 3"), None);
         assert_eq!(parse_tally("Score of Gaul"), None);
         assert_eq!(
             medal_ack(&t),

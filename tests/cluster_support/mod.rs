@@ -15,10 +15,11 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use podium::api::HistoryKind;
 use podium::db::wire::ChangeBatch;
 use podium::rpc::{ClientError, Value};
 use podium::scoreboard::{Score, Tally};
-use podium::store::Change;
+use podium::store::{Change, Entry};
 
 use crate::support::{wait_for, wait_until, Process, Stream};
 
@@ -73,23 +74,22 @@ impl Rpc {
 
     /// `scoreboard.tally(team)`.
     pub fn tally(&self, team: &str) -> Tally {
-        Tally::from_value(&self.ok("scoreboard.tally", &[team.into()]))
-            .unwrap_or_else(|f| panic!("scoreboard.tally({team}) at {}: {f}", self.url()))
+        self.block_on(self.api().tally(team))
+            .unwrap_or_else(|e| panic!("scoreboard.tally({team}) at {}: {e}", self.url()))
     }
 
     /// `scoreboard.score(event)`.
     pub fn score(&self, event: &str) -> Score {
-        Score::from_value(&self.ok("scoreboard.score", &[event.into()]))
-            .unwrap_or_else(|f| panic!("scoreboard.score({event}) at {}: {f}", self.url()))
+        self.block_on(self.api().score(event))
+            .unwrap_or_else(|e| panic!("scoreboard.score({event}) at {}: {e}", self.url()))
     }
 
     /// `scoreboard.medal_table()`, as tallies.
     pub fn medal_table(&self) -> Vec<Tally> {
-        let v = self.ok("scoreboard.medal_table", &[]);
-        v.as_array()
-            .unwrap_or_else(|| panic!("medal_table is not an array: {v:?}"))
-            .iter()
-            .map(|t| Tally::from_value(t).unwrap_or_else(|f| panic!("{f}: {t:?}")))
+        self.block_on(self.api().medal_table())
+            .unwrap_or_else(|e| panic!("scoreboard.medal_table at {}: {e}", self.url()))
+            .into_iter()
+            .map(|row| row.tally)
             .collect()
     }
 
@@ -101,10 +101,11 @@ impl Rpc {
         medal: &str,
         request_id: Option<&str>,
     ) -> Result<WriteAck, ClientError> {
-        let mut params = vec![team.into(), medal.into(), PASSWORD.into()];
-        params.extend(request_id.map(Value::from));
-        self.call("scoreboard.increment_medal", &params)
-            .map(|v| WriteAck::from_value(&v, "tally"))
+        self.block_on(
+            self.api()
+                .increment_medal(team, medal, PASSWORD, request_id),
+        )
+        .map(WriteAck)
     }
 
     /// `scoreboard.set_score(event, score, PASSWORD[, request_id])`.
@@ -114,62 +115,45 @@ impl Rpc {
         score: &str,
         request_id: Option<&str>,
     ) -> Result<WriteAck, ClientError> {
-        let mut params = vec![event.into(), score.into(), PASSWORD.into()];
-        params.extend(request_id.map(Value::from));
-        self.call("scoreboard.set_score", &params)
-            .map(|v| WriteAck::from_value(&v, "score"))
+        self.block_on(self.api().set_score(event, score, PASSWORD, request_id))
+            .map(WriteAck)
     }
 
     /// `scoreboard.history(kind, name)`: every update of a key, oldest first.
     pub fn history(&self, kind: &str, name: &str) -> Vec<Change> {
-        let v = self.ok("scoreboard.history", &[kind.into(), name.into()]);
-        v.as_array()
-            .unwrap_or_else(|| panic!("history is not an array: {v:?}"))
-            .iter()
-            .map(|c| Change::from_value(c).unwrap_or_else(|f| panic!("{f}: {c:?}")))
-            .collect()
+        let kind = match kind {
+            "tally" => HistoryKind::Tally,
+            "score" => HistoryKind::Score,
+            other => panic!("no history kind {other:?}"),
+        };
+        self.block_on(self.api().history(kind, name))
+            .unwrap_or_else(|e| panic!("scoreboard.history({name}) at {}: {e}", self.url()))
     }
 
     /// A front-end's `podium.health`: `(ok, cached entries)`.
     pub fn health(&self) -> Result<(bool, i64), ClientError> {
-        let v = self.call(podium::api::HEALTH_METHOD, &[])?;
-        let s = v.as_struct().expect("health is a struct");
-        Ok((
-            s.get("ok") == Some(&Value::Bool(true)),
-            s.get("cached").and_then(Value::as_i64).unwrap_or(-1),
-        ))
+        self.block_on(self.api().health()).map(|h| (h.ok, h.cached))
     }
 }
 
 /// The reply of a structured write.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WriteAck {
-    pub version: i64,
-    /// The new value: a tally or a score struct.
-    pub entry: Value,
-    pub duplicate: bool,
+pub struct WriteAck(pub podium::api::WriteAck);
+
+impl std::ops::Deref for WriteAck {
+    type Target = podium::api::WriteAck;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl WriteAck {
-    fn from_value(v: &Value, what: &str) -> WriteAck {
-        let s = v
-            .as_struct()
-            .unwrap_or_else(|| panic!("write result is not a struct: {v:?}"));
-        WriteAck {
-            version: s
-                .get("version")
-                .and_then(Value::as_i64)
-                .unwrap_or_else(|| panic!("write result without version: {v:?}")),
-            entry: s
-                .get(what)
-                .cloned()
-                .unwrap_or_else(|| panic!("write result without {what}: {v:?}")),
-            duplicate: s.get("duplicate") == Some(&Value::Bool(true)),
-        }
-    }
-
+    /// The tally a medal write left.
     pub fn tally(&self) -> Tally {
-        Tally::from_value(&self.entry).expect("a tally")
+        match &self.0.entry {
+            Entry::Tally(t) => t.clone(),
+            other => panic!("a medal write left {other:?}"),
+        }
     }
 }
 

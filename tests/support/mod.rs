@@ -24,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use podium::rpc::{Client, ClientConfig, ClientError, Fault, Value};
+use podium::rpc::{ClientConfig, ClientError, Fault, Value};
 
 /// How long a spawned server gets to print `LISTENING <addr>`. Generous:
 /// debug builds start slowly on a loaded two-core machine.
@@ -815,7 +815,8 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 /// secret) and domain calls in `impl Rpc` blocks of their own.
 #[derive(Debug, Clone)]
 pub struct Rpc {
-    client: Client,
+    /// The typed public API client; its plain XML-RPC client makes raw calls.
+    api: podium::api::Client,
     url: String,
 }
 
@@ -839,7 +840,7 @@ impl Rpc {
             ..base
         };
         Rpc {
-            client: Client::new(url, config).expect("a valid URL"),
+            api: podium::api::Client::new(url, config).expect("a valid URL"),
             url: url.to_owned(),
         }
     }
@@ -848,9 +849,19 @@ impl Rpc {
         &self.url
     }
 
+    /// The typed client, for calls of the public API.
+    pub fn api(&self) -> &podium::api::Client {
+        &self.api
+    }
+
+    /// Runs a typed call to completion.
+    pub fn block_on<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        runtime().block_on(call)
+    }
+
     /// Calls `method`; faults and transport errors come back as errors.
     pub fn call(&self, method: &str, params: &[Value]) -> Result<Value, ClientError> {
-        runtime().block_on(self.client.call(method, params))
+        runtime().block_on(self.api.rpc().call(method, params))
     }
 
     /// Calls `method` and expects a result.

@@ -1,0 +1,68 @@
+//! The server half of the change feed: "changes after V", answered from the
+//! in-memory run of recent changes when it reaches back far enough and from
+//! the update log otherwise, optionally held open until there is one (the
+//! long poll push-mode front-ends keep open).
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::methods::submit;
+use super::wire::{ChangeBatch, MAX_CHANGES_PER_REPLY};
+use super::writer::Job;
+use super::{unavailable, Db};
+use crate::rpc::Fault;
+
+pub(super) async fn changes(db: &Db, after: i64, wait_ms: i64) -> Result<ChangeBatch, Fault> {
+    if wait_ms > 0 {
+        let mut rx = db.state.latest_tx.subscribe();
+        let wait = Duration::from_millis(wait_ms as u64);
+        tokio::select! {
+            _ = tokio::time::timeout(wait, rx.wait_for(|latest| *latest != after)) => {}
+            _ = db.shutdown.triggered() => {}
+        }
+    }
+    let epoch = db.state.epoch.clone();
+    let from_memory = {
+        let inner = db.state.read();
+        let latest = inner.latest;
+        if after > latest || after < 0 {
+            return Ok(ChangeBatch {
+                epoch,
+                latest,
+                changes: Vec::new(),
+                reset: true,
+            });
+        }
+        match inner.recent.front() {
+            _ if after == latest => Some((latest, Vec::new())),
+            Some(first) if first.version <= after + 1 => {
+                let skip = (after + 1 - first.version) as usize;
+                let changes = inner
+                    .recent
+                    .iter()
+                    .skip(skip)
+                    .take(MAX_CHANGES_PER_REPLY)
+                    .cloned()
+                    .collect();
+                Some((latest, changes))
+            }
+            _ => None,
+        }
+    };
+    let (latest, changes) = match from_memory {
+        Some(found) => found,
+        None => {
+            let (tx, rx) = oneshot::channel();
+            submit(db, Job::ChangesAfter(after, MAX_CHANGES_PER_REPLY, tx)).await?;
+            let changes = rx.await.map_err(unavailable)?.map_err(unavailable)?;
+            (db.state.read().latest, changes)
+        }
+    };
+    Ok(ChangeBatch {
+        epoch,
+        latest,
+        changes,
+        reset: false,
+    })
+}

@@ -1,0 +1,200 @@
+//! The db's method table: every method is internal (the cluster secret is
+//! required), and each is a read of [`State`](super::state::State), a write
+//! through the writer thread, or the change feed.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use super::feed::changes;
+use super::wire::{self, WriteReply, MAX_WAIT_MS};
+use super::writer::Job;
+use super::{unavailable, Db};
+use crate::cluster::{add_internal, MAX_REQUEST_ID_BYTES};
+use crate::rpc::{Fault, Methods, Params, Value};
+use crate::scoreboard::{check_score, Medal, Score, Tally};
+use crate::store::{Change, WriteOp, WriteRequest};
+
+/// Longest key history one call returns.
+const MAX_HISTORY: i64 = 1000;
+
+pub(super) fn methods(db: Arc<Db>) -> Methods {
+    let mut m = Methods::new();
+    add_internal(
+        &mut m,
+        &db,
+        wire::ROSTER,
+        &["struct"],
+        "The roster, this db run's epoch and its latest version.",
+        |db, p| async move {
+            p.expect_count(0, 0)?;
+            let mut v = db.state.roster.to_value();
+            if let Value::Struct(s) = &mut v {
+                s.insert("epoch".into(), Value::from(db.state.epoch.as_str()));
+                s.insert("latest".into(), Value::Int(db.state.read().latest));
+            }
+            Ok(v)
+        },
+    );
+    add_internal(
+        &mut m,
+        &db,
+        wire::TALLY,
+        &["struct", "string"],
+        "One team's tally.",
+        |db, p| async move {
+            p.expect_count(1, 1)?;
+            let team = db.state.roster.team(p.arg(0, "team")?)?.to_lowercase();
+            db.state
+                .read()
+                .tallies
+                .get(&team)
+                .map(Tally::to_value)
+                .ok_or_else(|| Fault::internal("team without a tally row"))
+        },
+    );
+    add_internal(
+        &mut m,
+        &db,
+        wire::TALLIES,
+        &["array"],
+        "Every team's tally.",
+        |db, p| async move {
+            p.expect_count(0, 0)?;
+            let inner = db.state.read();
+            Ok(Value::Array(
+                db.state
+                    .roster
+                    .teams
+                    .iter()
+                    .filter_map(|t| inner.tallies.get(&t.to_lowercase()))
+                    .map(Tally::to_value)
+                    .collect(),
+            ))
+        },
+    );
+    add_internal(
+        &mut m,
+        &db,
+        wire::SCORE,
+        &["struct", "string"],
+        "One event's score.",
+        |db, p| async move {
+            p.expect_count(1, 1)?;
+            let event = db.state.roster.event(p.arg(0, "event")?)?.to_lowercase();
+            db.state
+                .read()
+                .scores
+                .get(&event)
+                .map(Score::to_value)
+                .ok_or_else(|| Fault::internal("event without a score row"))
+        },
+    );
+    add_internal(
+        &mut m,
+        &db,
+        wire::INCREMENT_MEDAL,
+        &["struct", "string", "string", "string"],
+        "Adds one medal to a team: (team, medal[, request_id]).",
+        |db, p| async move {
+            p.expect_count(2, 3)?;
+            let team = db.state.roster.team(p.arg(0, "team")?)?.to_owned();
+            let medal = Medal::parse(p.arg(1, "medal")?)?;
+            write(&db, &p, WriteOp::IncrementMedal { team, medal }).await
+        },
+    );
+    add_internal(
+        &mut m,
+        &db,
+        wire::SET_SCORE,
+        &["struct", "string", "string", "string"],
+        "Sets an event's score: (event, score[, request_id]).",
+        |db, p| async move {
+            p.expect_count(2, 3)?;
+            let event = db.state.roster.event(p.arg(0, "event")?)?.to_owned();
+            let score: &str = p.arg(1, "score")?;
+            check_score(score)?;
+            let score = score.to_owned();
+            write(&db, &p, WriteOp::SetScore { event, score }).await
+        },
+    );
+    add_internal(
+        &mut m,
+        &db,
+        wire::CHANGES,
+        &["struct", "int", "int"],
+        "Changes after a version, waiting up to wait_ms (at most 30000) for one.",
+        |db, p| async move {
+            p.expect_count(1, 2)?;
+            let after: i64 = p.arg(0, "after")?;
+            let wait_ms = p
+                .opt_arg::<i64>(1, "wait_ms")?
+                .unwrap_or(0)
+                .clamp(0, MAX_WAIT_MS);
+            changes(&db, after, wait_ms).await.map(|b| b.to_value())
+        },
+    );
+    add_internal(
+        &mut m,
+        &db,
+        wire::HISTORY,
+        &["array", "string", "int"],
+        "The last updates of one key (e.g. \"tally:gaul\"), oldest first.",
+        |db, p| async move {
+            p.expect_count(1, 2)?;
+            let key: &str = p.arg(0, "key")?;
+            let limit = p
+                .opt_arg::<i64>(1, "limit")?
+                .unwrap_or(100)
+                .clamp(1, MAX_HISTORY);
+            let (tx, rx) = oneshot::channel();
+            submit(&db, Job::History(key.to_owned(), limit as usize, tx)).await?;
+            let changes = rx.await.map_err(unavailable)?.map_err(unavailable)?;
+            Ok(Value::Array(changes.iter().map(Change::to_value).collect()))
+        },
+    );
+    m
+}
+
+pub(super) async fn submit(db: &Db, job: Job) -> Result<(), Fault> {
+    db.writer
+        .send(job)
+        .await
+        .map_err(|_| unavailable("shutting down"))
+}
+
+async fn write(db: &Db, p: &Params, op: WriteOp) -> Result<Value, Fault> {
+    let request_id = p
+        .opt_arg::<&str>(2, "request_id")?
+        .filter(|r| !r.is_empty())
+        .map(|r| {
+            if r.len() > MAX_REQUEST_ID_BYTES {
+                Err(Fault::invalid_params(format!(
+                    "request_id longer than {MAX_REQUEST_ID_BYTES} bytes"
+                )))
+            } else {
+                Ok(r.to_owned())
+            }
+        })
+        .transpose()?;
+    // The server merged the caller's piggybacked clock and ticked ours for
+    // this request: the update carries what this write causally follows.
+    let vclock = db.vclock.snapshot().as_slice().to_vec();
+    let request = WriteRequest {
+        op,
+        request_id,
+        timestamp: db.clock.now_secs(),
+        vclock,
+    };
+    let (tx, rx) = oneshot::channel();
+    submit(db, Job::Write(request, tx)).await?;
+    let committed = rx
+        .await
+        .map_err(|_| unavailable("writer stopped"))?
+        .map_err(|e| Fault::internal(format!("write failed: {e}")))?;
+    Ok(WriteReply {
+        change: committed.change,
+        duplicate: committed.duplicate,
+    }
+    .to_value())
+}

@@ -1,0 +1,88 @@
+//! What the db's readers see: the current value of every key (the whole
+//! state is roster-sized, so it lives in memory) and a contiguous run of the
+//! newest changes for the feed. The writer applies each committed batch here
+//! before anyone hears "done".
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::RwLock;
+
+use tokio::sync::watch;
+
+use crate::scoreboard::{Roster, Score, Tally};
+use crate::store::{Change, Entry, Snapshot};
+
+/// Changes kept in memory for the feed; older ones are read from the log.
+pub(crate) const RECENT_CHANGES: usize = 4096;
+
+/// What readers see: current values and the recent change log.
+pub(crate) struct State {
+    pub(crate) roster: Roster,
+    /// Identifies this run of the db; it changes when the db restarts.
+    pub(crate) epoch: String,
+    inner: RwLock<Inner>,
+    /// The latest version applied: long polls wait on it.
+    pub(crate) latest_tx: watch::Sender<i64>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) tallies: HashMap<String, Tally>,
+    pub(crate) scores: HashMap<String, Score>,
+    /// A contiguous run of the newest changes, ending at `latest`.
+    pub(crate) recent: VecDeque<Change>,
+    pub(crate) latest: i64,
+}
+
+impl State {
+    /// The state loaded at start: the store's snapshot and its newest
+    /// changes (at most [`RECENT_CHANGES`], ending at the snapshot's latest).
+    pub(crate) fn new(snapshot: Snapshot, recent: Vec<Change>, epoch: String) -> State {
+        let (latest_tx, _) = watch::channel(snapshot.latest_version);
+        State {
+            roster: snapshot.roster,
+            epoch,
+            inner: RwLock::new(Inner {
+                tallies: snapshot
+                    .tallies
+                    .into_iter()
+                    .map(|t| (t.team.to_lowercase(), t))
+                    .collect(),
+                scores: snapshot
+                    .scores
+                    .into_iter()
+                    .map(|s| (s.event.to_lowercase(), s))
+                    .collect(),
+                recent: recent.into(),
+                latest: snapshot.latest_version,
+            }),
+            latest_tx,
+        }
+    }
+
+    /// Makes committed changes visible to readers and wakes long polls.
+    pub(crate) fn apply<'a>(&self, changes: impl Iterator<Item = &'a Change>) {
+        let latest = {
+            let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+            for change in changes {
+                match &change.entry {
+                    Entry::Tally(t) => {
+                        inner.tallies.insert(t.team.to_lowercase(), t.clone());
+                    }
+                    Entry::Score(s) => {
+                        inner.scores.insert(s.event.to_lowercase(), s.clone());
+                    }
+                }
+                if inner.recent.len() == RECENT_CHANGES {
+                    inner.recent.pop_front();
+                }
+                inner.latest = inner.latest.max(change.version);
+                inner.recent.push_back(change.clone());
+            }
+            inner.latest
+        };
+        self.latest_tx.send_replace(latest);
+    }
+
+    pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
