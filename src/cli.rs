@@ -202,13 +202,13 @@ pub struct ElectionArgs {
     #[arg(long)]
     pub zhost: Option<String>,
     /// Milliseconds between heartbeats to the coordinator.
-    #[arg(long, default_value_t = crate::election::driver::DEFAULT_HEARTBEAT_INTERVAL_MS)]
+    #[arg(long, default_value_t = crate::election::config::DEFAULT_HEARTBEAT_INTERVAL_MS)]
     pub heartbeat_interval_ms: u64,
     /// Milliseconds without an answer after which the coordinator is presumed dead.
-    #[arg(long, default_value_t = crate::election::driver::DEFAULT_HEARTBEAT_TIMEOUT_MS)]
+    #[arg(long, default_value_t = crate::election::config::DEFAULT_HEARTBEAT_TIMEOUT_MS)]
     pub heartbeat_timeout_ms: u64,
     /// Milliseconds between Berkeley clock-sync rounds (run by the coordinator).
-    #[arg(long, default_value_t = crate::election::driver::DEFAULT_SYNC_INTERVAL_MS)]
+    #[arg(long, default_value_t = crate::election::config::DEFAULT_SYNC_INTERVAL_MS)]
     pub sync_interval_ms: u64,
     /// Test only: skew this process's local clock by this many milliseconds.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
@@ -244,7 +244,7 @@ impl ElectionArgs {
         secret: crate::secret::Secret,
         clock: crate::clock::ClusterClock,
         vclock: crate::election::vclock::SharedClock,
-    ) -> anyhow::Result<crate::election::driver::ElectionConfig> {
+    ) -> anyhow::Result<crate::election::config::ElectionConfig> {
         let mut peers = std::collections::BTreeMap::new();
         let old = [
             (0, dbhost, 8000),
@@ -261,7 +261,7 @@ impl ElectionArgs {
             peers.insert(*peer_uid, url.clone());
         }
         peers.remove(&uid);
-        let config = crate::election::driver::ElectionConfig {
+        let config = crate::election::config::ElectionConfig {
             uid,
             peers,
             heartbeat_interval: std::time::Duration::from_millis(self.heartbeat_interval_ms),
@@ -271,7 +271,7 @@ impl ElectionArgs {
             clock,
             vclock,
         };
-        config.validate().map_err(anyhow::Error::msg)?;
+        config.validate()?;
         Ok(config)
     }
 }

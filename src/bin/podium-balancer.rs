@@ -82,10 +82,7 @@ fn main() -> anyhow::Result<()> {
         },
         server: args.server.to_config()?,
     };
-    config
-        .validate()
-        .map_err(anyhow::Error::msg)
-        .context("invalid configuration")?;
+    config.validate().context("invalid configuration")?;
     let runtime = cli::runtime(args.server.workers).context("starting the runtime")?;
     runtime.block_on(async {
         let listener = cli::bind(args.bind.addr(args.port), "balancer").await?;

@@ -62,7 +62,7 @@ fn main() -> anyhow::Result<()> {
         let shutdown = Shutdown::on_signal();
         let db = DbServer::open(config, shutdown.clone())
             .with_context(|| format!("opening {}", args.db_file.display()))?;
-        let node = Node::new(election).map_err(anyhow::Error::msg)?;
+        let node = Node::new(election).context("election settings")?;
         let listener = cli::bind(args.bind.addr(args.port), "db").await?;
         let mut methods = db.methods();
         node.add_methods(&mut methods);

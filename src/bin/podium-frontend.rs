@@ -118,14 +118,11 @@ fn main() -> anyhow::Result<()> {
         clock,
         vclock,
     };
-    config
-        .validate()
-        .map_err(anyhow::Error::msg)
-        .context("invalid configuration")?;
+    config.validate().context("invalid configuration")?;
     let runtime = cli::runtime(args.server.workers).context("starting the runtime")?;
     runtime.block_on(async {
         let listener = cli::bind(args.bind.addr(port), "front-end").await?;
-        let node = Node::new(election).map_err(anyhow::Error::msg)?;
+        let node = Node::new(election).context("election settings")?;
         let shutdown = Shutdown::on_signal();
         let tasks = Tasks::new(shutdown.clone());
         tasks.spawn(node.clone().run(shutdown.clone()));

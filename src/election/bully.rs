@@ -15,38 +15,7 @@
 //! [`Verdict::Accept`] or [`Verdict::Refuse`], `Heartbeat` with
 //! [`Verdict::Coordinating`] or [`Verdict::NotCoordinating`].
 
-/// Timings of the election, milliseconds.
-#[derive(Debug, Clone)]
-pub struct BullyConfig {
-    pub uid: u32,
-    /// Every other member's uid.
-    pub peers: Vec<u32>,
-    /// Members heartbeat the coordinator this often; the coordinator
-    /// re-announces itself as often. Default 500.
-    pub heartbeat_interval_ms: u64,
-    /// A coordinator not heard from for this long is presumed dead.
-    /// Default 1500.
-    pub heartbeat_timeout_ms: u64,
-    /// How long a candidate waits for an answer from a higher uid.
-    pub answer_timeout_ms: u64,
-    /// How long a candidate that was answered waits for the announcement
-    /// before starting over.
-    pub announce_timeout_ms: u64,
-}
-
-impl BullyConfig {
-    /// The defaults of DESIGN.md for `uid` among `peers`.
-    pub fn new(uid: u32, peers: Vec<u32>) -> Self {
-        BullyConfig {
-            uid,
-            peers,
-            heartbeat_interval_ms: 500,
-            heartbeat_timeout_ms: 1500,
-            answer_timeout_ms: 300,
-            announce_timeout_ms: 1000,
-        }
-    }
-}
+pub use super::config::BullyConfig;
 
 /// What a member is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

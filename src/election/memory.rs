@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use super::bully::{Message, Reply};
-use super::driver::{ElectionConfig, Node};
+use super::config::ElectionConfig;
+use super::driver::Node;
 use super::timesync::{Adjustment, Refusal};
 use super::transport::Transport;
 

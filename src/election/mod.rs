@@ -7,6 +7,7 @@
 
 pub mod berkeley;
 pub mod bully;
+pub mod config;
 pub mod driver;
 #[cfg(test)]
 pub(crate) mod memory;

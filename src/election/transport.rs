@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use super::bully::{Message, Reply, Verdict};
+use super::config::ConfigError;
 use super::timesync::{Adjustment, Refusal};
 use crate::rpc::Fault;
 use crate::rpc::{Client, ClientConfig, ClientError, Params, Value};
@@ -71,11 +72,13 @@ impl RpcTransport {
         uid: u32,
         peers: &BTreeMap<u32, String>,
         config: &ClientConfig,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ConfigError> {
         let mut clients = BTreeMap::new();
         for (peer, url) in peers {
-            let client =
-                Client::new(url, config.clone()).map_err(|e| format!("peer {peer}: {e}"))?;
+            let client = Client::new(url, config.clone()).map_err(|e| ConfigError::PeerUrl {
+                uid: *peer,
+                reason: e.to_string(),
+            })?;
             clients.insert(*peer, client);
         }
         Ok(RpcTransport {

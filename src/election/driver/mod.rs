@@ -19,64 +19,22 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::berkeley::Reading;
-use super::bully::{Bully, BullyConfig, Message, Note, Output, Reply, Role};
+use super::bully::{Bully, Message, Note, Output, Reply, Role};
+use super::config::{BullyConfig, ConfigError, ElectionConfig};
 use super::timesync::{self, Adjustment, Refusal, SyncSchedule};
 use super::transport::{self, RpcTransport, Transport};
-use super::vclock::SharedClock;
 use crate::clock::ClusterClock;
 use crate::rpc::{ClientConfig, Fault, Methods, Value};
-use crate::secret::Secret;
 use crate::shutdown::{Shutdown, Tasks};
 
-/// Default heartbeat interval, milliseconds.
-pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 500;
-/// Default heartbeat timeout, milliseconds.
-pub const DEFAULT_HEARTBEAT_TIMEOUT_MS: u64 = 1500;
-/// Default Berkeley round interval, milliseconds.
-pub const DEFAULT_SYNC_INTERVAL_MS: u64 = 5000;
+mod methods;
+
 /// How often the state machine is ticked.
 const TICK_MS: u64 = 25;
 /// How long [`Node::run`] waits, once stopped, for its tasks to end. They
 /// are dropped at the stop (a message or a round has nothing to finish),
 /// so this is only a bound.
 const STOP_GRACE_MS: u64 = 1_000;
-
-/// Membership and timings of one member.
-#[derive(Debug, Clone)]
-pub struct ElectionConfig {
-    pub uid: u32,
-    /// Every other member: uid → URL.
-    pub peers: BTreeMap<u32, String>,
-    pub heartbeat_interval: Duration,
-    pub heartbeat_timeout: Duration,
-    pub sync_interval: Duration,
-    pub secret: Secret,
-    pub clock: ClusterClock,
-    pub vclock: SharedClock,
-}
-
-impl ElectionConfig {
-    /// # Errors
-    /// The first rule broken.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.peers.contains_key(&self.uid) {
-            return Err(format!("uid {} is listed as its own peer", self.uid));
-        }
-        if self.uid > 1000 || self.peers.keys().any(|u| *u > 1000) {
-            return Err("uids must be at most 1000".into());
-        }
-        if self.heartbeat_interval < Duration::from_millis(20) {
-            return Err("heartbeat interval must be at least 20 ms".into());
-        }
-        if self.heartbeat_timeout < self.heartbeat_interval * 2 {
-            return Err("heartbeat timeout must be at least two heartbeat intervals".into());
-        }
-        if self.sync_interval < Duration::from_millis(100) {
-            return Err("sync interval must be at least 100 ms".into());
-        }
-        Ok(())
-    }
-}
 
 #[derive(Debug, Clone, Default)]
 struct PeerHealth {
@@ -119,7 +77,7 @@ impl Node {
     ///
     /// # Errors
     /// Invalid configuration or a peer URL.
-    pub fn new(cfg: ElectionConfig) -> Result<Arc<Node>, String> {
+    pub fn new(cfg: ElectionConfig) -> Result<Arc<Node>, ConfigError> {
         cfg.validate()?;
         let timeout = call_timeout(&cfg);
         let client = ClientConfig {
@@ -137,7 +95,7 @@ impl<T: Transport> Node<T> {
     ///
     /// # Errors
     /// Invalid configuration.
-    pub fn with_transport(cfg: ElectionConfig, transport: T) -> Result<Arc<Node<T>>, String> {
+    pub fn with_transport(cfg: ElectionConfig, transport: T) -> Result<Arc<Node<T>>, ConfigError> {
         cfg.validate()?;
         let mut bully_cfg = BullyConfig::new(cfg.uid, cfg.peers.keys().copied().collect());
         bully_cfg.heartbeat_interval_ms = cfg.heartbeat_interval.as_millis() as u64;
@@ -325,128 +283,6 @@ impl<T: Transport> Node<T> {
         apply_adjustment(&self.cfg.clock, adjustment.delta_us);
         Ok(())
     }
-
-    /// `cluster.status`: this member's view.
-    pub fn status(&self) -> Value {
-        let (role, coordinator, term) = {
-            let b = self.bully();
-            (b.role(), b.coordinator(), b.term())
-        };
-        let health = self
-            .health
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let alive_within = self.cfg.heartbeat_timeout * 2;
-        let peers = self
-            .cfg
-            .peers
-            .iter()
-            .map(|(uid, url)| {
-                let h = health.get(uid).cloned().unwrap_or_default();
-                let age = h.last_ok.map(|t| t.elapsed());
-                Value::structure([
-                    ("uid", Value::Int((*uid).into())),
-                    ("url", Value::from(url.as_str())),
-                    (
-                        "healthy",
-                        Value::Bool(age.is_some_and(|a| a <= alive_within)),
-                    ),
-                    (
-                        "last_seen_ms",
-                        Value::Int(age.map_or(-1, |a| a.as_millis() as i64)),
-                    ),
-                    ("last_error", Value::from(h.last_error.unwrap_or_default())),
-                ])
-            })
-            .collect();
-        let vclock = self.cfg.vclock.snapshot();
-        Value::structure([
-            ("uid", Value::Int(self.cfg.uid.into())),
-            (
-                "role",
-                Value::from(if role == Role::Coordinator {
-                    "coordinator"
-                } else {
-                    "member"
-                }),
-            ),
-            ("state", Value::from(role.as_str())),
-            ("coordinator", Value::Int(coordinator.map_or(-1, i64::from))),
-            ("term", Value::Int(term as i64)),
-            (
-                "offset_ms",
-                Value::Double(self.cfg.clock.offset_us() as f64 / 1000.0),
-            ),
-            (
-                "target_offset_ms",
-                Value::Double(self.cfg.clock.target_offset_us() as f64 / 1000.0),
-            ),
-            ("clock_us", Value::Int(self.cfg.clock.now_us())),
-            (
-                "vector_clock",
-                Value::Array(vclock.as_slice().iter().map(|c| Value::Int(*c)).collect()),
-            ),
-            ("peers", Value::Array(peers)),
-        ])
-    }
-
-    /// Adds `election.message`, `clock.read`, `clock.adjust` (internal) and
-    /// `cluster.status` (public) to `methods`.
-    pub fn add_methods(self: &Arc<Self>, methods: &mut Methods) {
-        let node = self.clone();
-        crate::cluster::add_internal(
-            methods,
-            &node,
-            "election.message",
-            &["struct", "int", "string", "int"],
-            "Bully election message: (from_uid, \"election\"|\"coordinator\"|\"heartbeat\", term).",
-            |node, p| async move {
-                let from = transport::sender_from_params(&p)?;
-                if !node.cfg.peers.contains_key(&from) {
-                    return Err(Fault::invalid_params(format!("uid {from} is not a peer")));
-                }
-                let message = transport::message_from_params(&p)?;
-                Ok(transport::reply_to_value(&node.receive(from, message)))
-            },
-        );
-        crate::cluster::add_internal(
-            methods,
-            &node,
-            "clock.read",
-            &["struct"],
-            "This member's cluster clock, microseconds since the epoch.",
-            |node, p| async move {
-                p.expect_count(0, 0)?;
-                Ok(Value::structure([(
-                    "time_us",
-                    Value::Int(node.read_clock()),
-                )]))
-            },
-        );
-        crate::cluster::add_internal(
-            methods,
-            &node,
-            "clock.adjust",
-            &["boolean", "int", "int"],
-            "Slews this member's cluster clock by delta_us, on behalf of the coordinator of term.",
-            |node, p| async move {
-                let adjustment = transport::adjustment_from_params(&p)?;
-                node.receive_adjustment(adjustment)
-                    .map_err(|r| transport::refusal_to_fault(&r))?;
-                Ok(Value::Bool(true))
-            },
-        );
-        methods.add("cluster.status", &["struct"],
-            "This member's view of the cluster: {uid, role, coordinator, term, offset_ms, vector_clock, peers}.",
-            move |p, _| {
-                let node = node.clone();
-                async move {
-                    p.expect_count(0, 0)?;
-                    Ok(node.status())
-                }
-            });
-    }
 }
 
 /// Applies a Berkeley adjustment; tiny ones are not worth a log line.
@@ -471,7 +307,12 @@ mod tests {
     //! asserted here are exact up to a tick.
     use super::*;
     use crate::election::bully::Verdict;
+    use crate::election::config::{
+        DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_SYNC_INTERVAL_MS,
+    };
     use crate::election::memory::{MemoryNet, MemoryTransport, LATENCY};
+    use crate::election::vclock::SharedClock;
+    use crate::secret::Secret;
 
     const TICK: Duration = Duration::from_millis(TICK_MS);
 
