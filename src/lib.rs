@@ -1,16 +1,30 @@
 //! Podium: a live results service, a cluster of small services that speak
-//! XML-RPC over HTTP/1.1 (see `DESIGN.md`).
+//! XML-RPC over HTTP/1.1 (`docs/architecture.md` tells the whole story).
 //!
-//! - [`rpc`]: the XML-RPC codec, server and client every process shares.
-//! - [`scoreboard`]: the domain (roster, medals, old text formats).
+//! The layers, bottom up:
+//! - [`rpc`]: a generic XML-RPC-over-HTTP layer (codec, server, client),
+//!   with no knowledge of Podium.
+//! - [`cluster`]: Podium's envelope over it between members (secret,
+//!   vector clock, request ids, forwarded addresses).
+//! - [`scoreboard`]: the domain (roster, medals, tallies, scores, ranking,
+//!   the old text formats). Pure.
+//! - [`api`]: the public API, written once: methods, typed requests, the
+//!   typed client, callbacks, fault codes.
 //! - [`store`]: durable storage behind a trait; SQLite today.
+//! - [`election`]: the Bully election, Berkeley time sync and vector
+//!   clocks (pure cores and their driver); [`clock`] is the cluster clock.
+//! - [`cache`]: cache coherence (the versioned cache and the change-feed
+//!   follower).
+//!
+//! The services, one per binary in `src/bin/`:
 //! - [`db`]: `podium-db`, the single writer and the change feed.
-//! - [`frontend`]: `podium-frontend`, the coherent cache, the public API and push.
-//! - [`api`]: the public API table front-ends serve and the balancer forwards.
+//! - [`frontend`]: `podium-frontend`, the public API from a coherent cache,
+//!   and push.
 //! - [`balancer`]: `podium-balancer`, random choice among healthy front-ends.
 //! - [`feeder`], [`tablet`]: the publishing and the following clients.
-//! - [`secret`], [`clock`]: secrets handling and the cluster clock.
-//! - [`cli`]: what every binary does alike at its edge (logging, runtime, signals).
+//!
+//! And what they share at their edges: [`shutdown`] (one way to stop),
+//! [`secret`] (secrets handling), [`cli`] (flags, logging, runtime, signals).
 #![deny(missing_debug_implementations)]
 
 pub mod api;

@@ -1,10 +1,10 @@
 //! `podium-balancer`: the one public address. Each call goes to a front-end
 //! chosen at random among the healthy ones.
 //!
-//! - [`frontends`](self::frontends): the front-ends, their health (a
+//! - `frontends`: the front-ends, their health (a
 //!   background probe, and failed forwards), the random choice, and the
 //!   forward with its retries;
-//! - [`relay`](self::relay): the balancer's handler, which passes a call in
+//! - `relay`: the balancer's handler, which passes a call in
 //!   the plain spelling every client sends on as its bytes (reading only its
 //!   method name) and parses anything else.
 //!

@@ -1,6 +1,6 @@
 //! Cache coherence, the old system's weak point and Podium's named concept:
-//! a front-end serves reads from a [`Cache`] (moka) that the db's change
-//! feed keeps coherent, through one [`Follower`].
+//! a front-end serves reads from a `Cache` (moka) that the db's change
+//! feed keeps coherent, through one `Follower`.
 //!
 //! Why no front-end serves a stale value for long:
 //!

@@ -2,7 +2,7 @@
 //! the feeder password, forwards writes to the db, and pushes changes to
 //! subscribed tablets.
 //!
-//! - [`config`](self::config): what it is told at start;
+//! - `config`: what it is told at start;
 //! - `handlers`: the public API bound to what follows, one `match`;
 //! - `reads`, `writes`: the read path (the cache) and the write path (the
 //!   db, with request ids);

@@ -24,7 +24,7 @@ pub type HandlerResult = Result<Value, Fault>;
 type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send + 'static>>;
 type MethodHandler = Arc<dyn Fn(Params, CallContext) -> HandlerFuture + Send + Sync>;
 
-/// Default for [`Methods::max_multicall`]: calls one `system.multicall` may
+/// Default for [`Methods::with_max_multicall`]: calls one `system.multicall` may
 /// hold. A multicall costs one request but runs every entry, so without a
 /// cap a 4 KB body could ask for thousands of answers.
 pub const DEFAULT_MAX_MULTICALL: usize = 1000;
