@@ -2,6 +2,8 @@
 //! numbers, listed here so every server and client agrees. The README's
 //! fault table is this list.
 
+use std::time::Duration;
+
 use crate::rpc::Fault;
 
 /// The feeder password (or the cluster secret) was missing or wrong.
@@ -33,4 +35,44 @@ pub fn unauthorized(message: impl Into<String>) -> Fault {
 /// An `INVALID_VALUE` fault.
 pub fn invalid_value(message: impl Into<String>) -> Fault {
     Fault::new(INVALID_VALUE, message)
+}
+
+/// A `RATE_LIMITED` fault that says how long to wait: its message ends in
+/// `retry in N.N s`, which [`retry_after`] reads back.
+pub fn rate_limited(what: &str, wait: Duration) -> Fault {
+    Fault::new(
+        RATE_LIMITED,
+        format!("{what}; retry in {:.1} s", wait.as_secs_f64()),
+    )
+}
+
+/// How long a `RATE_LIMITED` fault asks the caller to wait, if it says.
+pub fn retry_after(fault: &Fault) -> Option<Duration> {
+    if fault.code != RATE_LIMITED {
+        return None;
+    }
+    let (_, tail) = fault.message.rsplit_once("retry in ")?;
+    let secs: f64 = tail.strip_suffix(" s")?.trim().parse().ok()?;
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_limit_says_how_long_to_wait() {
+        let f = rate_limited(
+            "too many failed password attempts",
+            Duration::from_millis(2_500),
+        );
+        assert_eq!(f.code, RATE_LIMITED);
+        assert_eq!(
+            f.message,
+            "too many failed password attempts; retry in 2.5 s"
+        );
+        assert_eq!(retry_after(&f), Some(Duration::from_millis(2_500)));
+        assert_eq!(retry_after(&unavailable("retry in 3 s")), None);
+        assert_eq!(retry_after(&Fault::new(RATE_LIMITED, "slow down")), None);
+    }
 }

@@ -59,9 +59,10 @@ impl PasswordGate {
         });
         if let Some((_, tokens)) = bucket {
             if tokens < 1.0 {
-                return Err(Fault::new(
-                    faults::RATE_LIMITED,
-                    "too many failed password attempts; wait and retry",
+                let wait = Duration::from_secs_f64((1.0 - tokens) / PASSWORD_REFILL_PER_SEC);
+                return Err(faults::rate_limited(
+                    "too many failed password attempts",
+                    wait,
                 ));
             }
         }
