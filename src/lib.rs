@@ -9,12 +9,14 @@
 //! - [`api`]: the public API table front-ends serve and the balancer forwards.
 //! - [`balancer`]: `podium-balancer`, random choice among healthy front-ends.
 //! - [`feeder`], [`tablet`]: the publishing and the following clients.
+//! - [`bench`]: `podium-bench`, load, push fan-out and staleness measurements.
 //! - [`secret`], [`clock`]: secrets handling and the cluster clock.
 //! - [`cli`]: what every binary does alike at its edge (logging, runtime, signals).
 #![deny(missing_debug_implementations)]
 
 pub mod api;
 pub mod balancer;
+pub mod bench;
 pub mod cache;
 pub mod cli;
 pub mod clock;
