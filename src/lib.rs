@@ -22,6 +22,8 @@
 //!   and push.
 //! - [`balancer`]: `podium-balancer`, random choice among healthy front-ends.
 //! - [`feeder`], [`tablet`]: the publishing and the following clients.
+//! - [`bench`]: `podium-bench`, the load generator (load, push fan-out,
+//!   staleness).
 //!
 //! And what they share at their edges: [`shutdown`] (one way to stop),
 //! [`secret`] (secrets handling), [`cli`] (flags, logging, runtime, signals).
@@ -29,6 +31,7 @@
 
 pub mod api;
 pub mod balancer;
+pub mod bench;
 pub mod cache;
 pub mod cli;
 pub mod clock;
