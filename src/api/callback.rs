@@ -34,17 +34,19 @@ pub enum Callback {
 }
 
 impl Callback {
-    /// The callback that tells a tablet about `change`.
-    pub fn of_change(change: &Change) -> Callback {
+    /// The callback that tells a tablet about `change`; none for a change
+    /// of the roster, which old tablets have no callback for.
+    pub fn of_change(change: &Change) -> Option<Callback> {
         match &change.entry {
-            Entry::Score(s) => Callback::Score {
+            Entry::Score(s) => Some(Callback::Score {
                 text: text::score_push(s),
                 time: change.timestamp,
-            },
-            Entry::Tally(t) => Callback::Tally {
+            }),
+            Entry::Tally(t) => Some(Callback::Tally {
                 text: text::tally(t),
                 time: change.timestamp,
-            },
+            }),
+            Entry::TeamAdded(_) | Entry::EventAdded(_) => None,
         }
     }
 
@@ -132,7 +134,7 @@ mod tests {
             vclock: vec![],
             request_id: None,
         };
-        let cb = Callback::of_change(&change);
+        let cb = Callback::of_change(&change).expect("a score has a callback");
         assert_eq!(
             cb,
             Callback::Score {

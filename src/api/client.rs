@@ -315,6 +315,8 @@ impl WriteAck {
         let (what, entry) = match &self.entry {
             Entry::Tally(t) => ("tally", t.to_value()),
             Entry::Score(s) => ("score", s.to_value()),
+            Entry::TeamAdded(name) => ("team", Value::from(name.as_str())),
+            Entry::EventAdded(name) => ("event", Value::from(name.as_str())),
         };
         Value::structure([
             ("version", Value::Int(self.version)),
@@ -329,10 +331,21 @@ impl WriteAck {
         let s = v
             .as_struct()
             .ok_or_else(|| Fault::internal("write reply is not a struct"))?;
-        let entry = match (s.get("tally"), s.get("score")) {
-            (Some(t), _) => Entry::Tally(Tally::from_value(t)?),
-            (None, Some(sc)) => Entry::Score(Score::from_value(sc)?),
-            (None, None) => return Err(Fault::internal("write reply holds no tally or score")),
+        let name = |v: &Value| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| Fault::internal("a roster change names no name"))
+        };
+        let entry = if let Some(t) = s.get("tally") {
+            Entry::Tally(Tally::from_value(t)?)
+        } else if let Some(sc) = s.get("score") {
+            Entry::Score(Score::from_value(sc)?)
+        } else if let Some(team) = s.get("team") {
+            Entry::TeamAdded(name(team)?)
+        } else if let Some(event) = s.get("event") {
+            Entry::EventAdded(name(event)?)
+        } else {
+            return Err(Fault::internal("write reply holds no change"));
         };
         Ok(WriteAck {
             version: get_int(s, "version")?,

@@ -8,6 +8,7 @@ use podium::cli::{self, BindArgs, ClusterSecretArgs, ElectionArgs, ServerArgs};
 use podium::db::{DbConfig, DbServer, DEFAULT_DB_FILE, DEFAULT_PORT};
 use podium::election::driver::Node;
 use podium::election::vclock::SharedClock;
+use podium::scoreboard::Roster;
 use podium::shutdown::{Shutdown, Tasks};
 
 /// Podium database server: owns the SQLite file, orders every write, serves
@@ -20,9 +21,14 @@ struct Args {
     port: u16,
     #[command(flatten)]
     bind: BindArgs,
-    /// SQLite file; created with the default roster if missing.
+    /// SQLite file; created if missing.
     #[arg(long, default_value = DEFAULT_DB_FILE)]
     db_file: PathBuf,
+    /// Roster of a new database: a TOML file with `teams = [...]` and
+    /// `events = [...]` (see examples/roster.toml). Default: the old
+    /// system's five teams and four events.
+    #[arg(long)]
+    roster: Option<PathBuf>,
     /// This process's uid in the election group.
     #[arg(long, default_value_t = 0)]
     uid: u32,
@@ -50,8 +56,15 @@ fn main() -> anyhow::Result<()> {
             vclock.clone(),
         )
         .context("election settings")?;
+    let roster = args
+        .roster
+        .as_deref()
+        .map(Roster::from_file)
+        .transpose()
+        .context("reading the roster")?;
     let config = DbConfig {
         db_file: args.db_file.clone(),
+        roster,
         cluster_secret: secret,
         server: args.server.to_config()?,
         clock,

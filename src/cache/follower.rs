@@ -166,7 +166,7 @@ impl<F: Feed> Follower<F> {
         }
         let mut last = *after;
         for change in &batch.changes {
-            self.cache.apply_change(&change.entry).await;
+            self.cache.apply_change(change).await;
             (self.on_change)(change);
             last = last.max(change.version);
         }
@@ -310,7 +310,7 @@ mod tests {
     fn tally(version: i64) -> Tally {
         match gold(version).entry {
             Entry::Tally(t) => t,
-            Entry::Score(_) => unreachable!("gold() makes tallies"),
+            _ => unreachable!("gold() makes tallies"),
         }
     }
 

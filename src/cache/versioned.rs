@@ -12,7 +12,7 @@ use moka::future::Cache as Moka;
 use crate::rpc::Fault;
 use crate::scoreboard::rank::Standing;
 use crate::scoreboard::{Score, Tally};
-use crate::store::Entry;
+use crate::store::{Change, Entry};
 
 /// Key of the whole medal table in the cache.
 pub(crate) const TABLE_KEY: &str = "table";
@@ -96,24 +96,25 @@ impl Cache {
         Ok(value)
     }
 
-    /// Drops what a change made stale; the medal table too for a tally.
-    pub(crate) async fn apply_change(&self, entry: &Entry) {
-        let key = entry.key();
-        let version = entry.version();
-        let is_tally = matches!(entry, Entry::Tally(_));
+    /// Drops what a change made stale: a tally's entry and the medal table,
+    /// a score's entry, the medal table for a new team.
+    pub(crate) async fn apply_change(&self, change: &Change) {
+        let key = change.entry.key();
+        let stale: &[&str] = match &change.entry {
+            Entry::Tally(_) => &[key.as_str(), TABLE_KEY],
+            Entry::Score(_) => &[key.as_str()],
+            Entry::TeamAdded(_) => &[TABLE_KEY],
+            Entry::EventAdded(_) => &[],
+        };
         {
             let mut changed = self.changed.lock().unwrap_or_else(|p| p.into_inner());
-            for k in [Some(key.as_str()), is_tally.then_some(TABLE_KEY)]
-                .into_iter()
-                .flatten()
-            {
-                let slot = changed.entry(k.to_owned()).or_insert(0);
-                *slot = (*slot).max(version);
+            for k in stale {
+                let slot = changed.entry((*k).to_owned()).or_insert(0);
+                *slot = (*slot).max(change.version);
             }
         }
-        self.entries.invalidate(&key).await;
-        if is_tally {
-            self.entries.invalidate(TABLE_KEY).await;
+        for k in stale {
+            self.entries.invalidate(*k).await;
         }
     }
 
@@ -154,12 +155,22 @@ mod tests {
         }
     }
 
+    fn change(t: Tally) -> Change {
+        Change {
+            version: t.version,
+            entry: Entry::Tally(t),
+            timestamp: 0.0,
+            vclock: vec![],
+            request_id: None,
+        }
+    }
+
     #[tokio::test]
     async fn a_fetch_that_raced_a_change_is_not_kept() {
         let cache = Cache::new(100, Duration::from_secs(60));
         let key = "tally:gaul";
         // The feed reports version 2 while a miss is still reading version 1.
-        cache.apply_change(&Entry::Tally(tally(2, 1))).await;
+        cache.apply_change(&change(tally(2, 1))).await;
         let got = cache
             .get_or_fetch(key, || async { Ok(Cached::Tally(tally(1, 0))) })
             .await
@@ -187,7 +198,7 @@ mod tests {
             .get_or_fetch(TABLE_KEY, || async { Ok(table) })
             .await
             .unwrap();
-        cache.apply_change(&Entry::Tally(tally(5, 2))).await;
+        cache.apply_change(&change(tally(5, 2))).await;
         let refetched = cache
             .get_or_fetch(TABLE_KEY, || async {
                 Ok(Cached::Table(Arc::new(Standing::table(vec![tally(5, 2)]))))

@@ -10,10 +10,11 @@ use super::feed::changes;
 use super::wire::{self, WriteReply, MAX_WAIT_MS};
 use super::writer::Job;
 use super::{unavailable, Db};
+use crate::api::faults;
 use crate::cluster::{add_internal, MAX_REQUEST_ID_BYTES};
 use crate::rpc::{Fault, Methods, Params, Value};
-use crate::scoreboard::{check_score, Medal, Score, Tally};
-use crate::store::{Change, WriteOp, WriteRequest};
+use crate::scoreboard::{check_score, clip, Medal, Score, Tally};
+use crate::store::{Change, StoreError, WriteOp, WriteRequest};
 
 /// Longest key history one call returns.
 const MAX_HISTORY: i64 = 1000;
@@ -28,7 +29,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         "The roster, this db run's epoch and its latest version.",
         |db, p| async move {
             p.expect_count(0, 0)?;
-            let mut v = db.state.roster.to_value();
+            let mut v = db.state.read().roster.to_value();
             if let Value::Struct(s) = &mut v {
                 s.insert("epoch".into(), Value::from(db.state.epoch.as_str()));
                 s.insert("latest".into(), Value::Int(db.state.read().latest));
@@ -44,7 +45,12 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         "One team's tally.",
         |db, p| async move {
             p.expect_count(1, 1)?;
-            let team = db.state.roster.team(p.arg(0, "team")?)?.to_lowercase();
+            let team = db
+                .state
+                .read()
+                .roster
+                .team(p.arg(0, "team")?)?
+                .to_lowercase();
             db.state
                 .read()
                 .tallies
@@ -63,7 +69,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
             p.expect_count(0, 0)?;
             let inner = db.state.read();
             Ok(Value::Array(
-                db.state
+                inner
                     .roster
                     .teams
                     .iter()
@@ -81,7 +87,12 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         "One event's score.",
         |db, p| async move {
             p.expect_count(1, 1)?;
-            let event = db.state.roster.event(p.arg(0, "event")?)?.to_lowercase();
+            let event = db
+                .state
+                .read()
+                .roster
+                .event(p.arg(0, "event")?)?
+                .to_lowercase();
             db.state
                 .read()
                 .scores
@@ -98,9 +109,81 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         "Adds one medal to a team: (team, medal[, request_id]).",
         |db, p| async move {
             p.expect_count(2, 3)?;
-            let team = db.state.roster.team(p.arg(0, "team")?)?.to_owned();
+            let team = db.state.read().roster.team(p.arg(0, "team")?)?.to_owned();
             let medal = Medal::parse(p.arg(1, "medal")?)?;
-            write(&db, &p, WriteOp::IncrementMedal { team, medal }).await
+            write(
+                &db,
+                request_id(&p, 2)?,
+                WriteOp::IncrementMedal { team, medal },
+            )
+            .await
+        },
+    );
+    add_internal(
+        &mut m,
+        &db,
+        wire::REVOKE_MEDAL,
+        &["struct", "string", "string", "string"],
+        "Takes one medal back from a team: (team, medal[, request_id]).",
+        |db, p| async move {
+            p.expect_count(2, 3)?;
+            let team = db.state.read().roster.team(p.arg(0, "team")?)?.to_owned();
+            let medal = Medal::parse(p.arg(1, "medal")?)?;
+            write(
+                &db,
+                request_id(&p, 2)?,
+                WriteOp::RevokeMedal { team, medal },
+            )
+            .await
+        },
+    );
+    add_internal(
+        &mut m,
+        &db,
+        wire::SET_MEDALS,
+        &["struct", "string", "int", "int", "int", "string"],
+        "Sets a team's medal counts: (team, gold, silver, bronze[, request_id]).",
+        |db, p| async move {
+            p.expect_count(4, 5)?;
+            let team = db.state.read().roster.team(p.arg(0, "team")?)?.to_owned();
+            let count = |i: usize, name: &str| -> Result<i64, Fault> {
+                let n: i64 = p.arg(i, name)?;
+                if n < 0 {
+                    return Err(faults::invalid_value(format!("{name} cannot be negative")));
+                }
+                Ok(n)
+            };
+            let op = WriteOp::SetMedals {
+                team,
+                gold: count(1, "gold")?,
+                silver: count(2, "silver")?,
+                bronze: count(3, "bronze")?,
+            };
+            write(&db, request_id(&p, 4)?, op).await
+        },
+    );
+    add_internal(
+        &mut m,
+        &db,
+        wire::ADD_TEAM,
+        &["struct", "string", "string"],
+        "Adds a team to the roster: (name[, request_id]).",
+        |db, p| async move {
+            p.expect_count(1, 2)?;
+            let name = db.state.read().roster.check_new_team(p.arg(0, "name")?)?;
+            write(&db, request_id(&p, 1)?, WriteOp::AddTeam { name }).await
+        },
+    );
+    add_internal(
+        &mut m,
+        &db,
+        wire::ADD_EVENT,
+        &["struct", "string", "string"],
+        "Adds an event to the roster: (name[, request_id]).",
+        |db, p| async move {
+            p.expect_count(1, 2)?;
+            let name = db.state.read().roster.check_new_event(p.arg(0, "name")?)?;
+            write(&db, request_id(&p, 1)?, WriteOp::AddEvent { name }).await
         },
     );
     add_internal(
@@ -111,11 +194,11 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         "Sets an event's score: (event, score[, request_id]).",
         |db, p| async move {
             p.expect_count(2, 3)?;
-            let event = db.state.roster.event(p.arg(0, "event")?)?.to_owned();
+            let event = db.state.read().roster.event(p.arg(0, "event")?)?.to_owned();
             let score: &str = p.arg(1, "score")?;
             check_score(score)?;
             let score = score.to_owned();
-            write(&db, &p, WriteOp::SetScore { event, score }).await
+            write(&db, request_id(&p, 2)?, WriteOp::SetScore { event, score }).await
         },
     );
     add_internal(
@@ -163,9 +246,9 @@ pub(super) async fn submit(db: &Db, job: Job) -> Result<(), Fault> {
         .map_err(|_| unavailable("shutting down"))
 }
 
-async fn write(db: &Db, p: &Params, op: WriteOp) -> Result<Value, Fault> {
-    let request_id = p
-        .opt_arg::<&str>(2, "request_id")?
+/// The optional request id at `index`.
+fn request_id(p: &Params, index: usize) -> Result<Option<String>, Fault> {
+    p.opt_arg::<&str>(index, "request_id")?
         .filter(|r| !r.is_empty())
         .map(|r| {
             if r.len() > MAX_REQUEST_ID_BYTES {
@@ -176,7 +259,10 @@ async fn write(db: &Db, p: &Params, op: WriteOp) -> Result<Value, Fault> {
                 Ok(r.to_owned())
             }
         })
-        .transpose()?;
+        .transpose()
+}
+
+async fn write(db: &Db, request_id: Option<String>, op: WriteOp) -> Result<Value, Fault> {
     // The server merged the caller's piggybacked clock and ticked ours for
     // this request: the update carries what this write causally follows.
     let vclock = db.vclock.snapshot().as_slice().to_vec();
@@ -191,10 +277,29 @@ async fn write(db: &Db, p: &Params, op: WriteOp) -> Result<Value, Fault> {
     let committed = rx
         .await
         .map_err(|_| unavailable("writer stopped"))?
-        .map_err(|e| Fault::internal(format!("write failed: {e}")))?;
+        .map_err(store_fault)?;
     Ok(WriteReply {
         change: committed.change,
         duplicate: committed.duplicate,
     }
     .to_value())
+}
+
+/// The fault a failed write is answered with.
+fn store_fault(e: StoreError) -> Fault {
+    match e {
+        StoreError::Unknown { kind: "team", name } => Fault::new(
+            faults::UNKNOWN_TEAM,
+            format!("unknown team {:?}", clip(&name)),
+        ),
+        StoreError::Unknown {
+            kind: "event",
+            name,
+        } => Fault::new(
+            faults::UNKNOWN_EVENT,
+            format!("unknown event {:?}", clip(&name)),
+        ),
+        StoreError::Refused(why) => faults::invalid_value(why),
+        other => Fault::internal(format!("write failed: {other}")),
+    }
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::faults;
 use crate::clock::ClusterClock;
@@ -28,6 +28,7 @@ use crate::cluster::Envelope;
 use crate::election::vclock::SharedClock;
 use crate::rpc::Fault;
 use crate::rpc::{Methods, ServerConfig};
+use crate::scoreboard::Roster;
 use crate::secret::Secret;
 use crate::shutdown::Shutdown;
 use crate::store::{SqliteStore, Store, StoreError};
@@ -42,10 +43,15 @@ pub const DEFAULT_DB_FILE: &str = "scores.db";
 /// Everything `podium-db` needs to run.
 #[derive(Debug, Clone)]
 pub struct DbConfig {
-    /// The SQLite file; created with the default roster if missing.
+    /// The SQLite file; created if missing. Default `scores.db`.
     pub db_file: PathBuf,
+    /// The roster a new database starts with. Default (`None`): the old
+    /// system's five teams and four events. An existing database keeps its
+    /// own (and changes it through roster writes).
+    pub roster: Option<Roster>,
     /// Required on every call, as the `X-Podium-Secret` header.
     pub cluster_secret: Secret,
+    /// Limits of the server.
     pub server: ServerConfig,
     /// Timestamps of updates come from it.
     pub clock: ClusterClock,
@@ -86,8 +92,30 @@ impl DbServer {
     /// # Errors
     /// The database cannot be opened or read.
     pub fn open(config: DbConfig, shutdown: Shutdown) -> Result<DbServer, StoreError> {
-        let store = SqliteStore::open(&config.db_file)?;
+        let new_roster = config.roster.clone().unwrap_or_else(Roster::default_roster);
+        let store = SqliteStore::open(&config.db_file, &new_roster)?;
         let snapshot = store.snapshot()?;
+        if let Some(wanted) = &config.roster {
+            let held = |names: &[String], name: &String| {
+                names.iter().any(|n| n.eq_ignore_ascii_case(name))
+            };
+            let missing = wanted
+                .teams
+                .iter()
+                .filter(|t| !held(&snapshot.roster.teams, t))
+                .count()
+                + wanted
+                    .events
+                    .iter()
+                    .filter(|e| !held(&snapshot.roster.events, e))
+                    .count();
+            if missing > 0 {
+                warn!(
+                    missing,
+                    "the database already has its roster: --roster only shapes a new one (add teams and events with the feeder)"
+                );
+            }
+        }
         let recent = store.changes_after(
             (snapshot.latest_version - RECENT_CHANGES as i64).max(0),
             RECENT_CHANGES,

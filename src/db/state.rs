@@ -16,7 +16,6 @@ pub(crate) const RECENT_CHANGES: usize = 4096;
 
 /// What readers see: current values and the recent change log.
 pub(crate) struct State {
-    pub(crate) roster: Roster,
     /// Identifies this run of the db; it changes when the db restarts.
     pub(crate) epoch: String,
     inner: RwLock<Inner>,
@@ -25,6 +24,8 @@ pub(crate) struct State {
 }
 
 pub(crate) struct Inner {
+    /// The roster, which roster changes extend.
+    pub(crate) roster: Roster,
     pub(crate) tallies: HashMap<String, Tally>,
     pub(crate) scores: HashMap<String, Score>,
     /// A contiguous run of the newest changes, ending at `latest`.
@@ -38,9 +39,9 @@ impl State {
     pub(crate) fn new(snapshot: Snapshot, recent: Vec<Change>, epoch: String) -> State {
         let (latest_tx, _) = watch::channel(snapshot.latest_version);
         State {
-            roster: snapshot.roster,
             epoch,
             inner: RwLock::new(Inner {
+                roster: snapshot.roster,
                 tallies: snapshot
                     .tallies
                     .into_iter()
@@ -69,6 +70,32 @@ impl State {
                     }
                     Entry::Score(s) => {
                         inner.scores.insert(s.event.to_lowercase(), s.clone());
+                    }
+                    Entry::TeamAdded(name) => {
+                        inner.roster.teams.push(name.clone());
+                        inner.tallies.insert(
+                            name.to_lowercase(),
+                            Tally {
+                                team: name.clone(),
+                                gold: 0,
+                                silver: 0,
+                                bronze: 0,
+                                version: change.version,
+                                updated: change.timestamp,
+                            },
+                        );
+                    }
+                    Entry::EventAdded(name) => {
+                        inner.roster.events.push(name.clone());
+                        inner.scores.insert(
+                            name.to_lowercase(),
+                            Score {
+                                event: name.clone(),
+                                score: String::new(),
+                                version: change.version,
+                                updated: change.timestamp,
+                            },
+                        );
                     }
                 }
                 if inner.recent.len() == RECENT_CHANGES {

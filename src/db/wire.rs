@@ -18,18 +18,25 @@ pub const TALLIES: &str = "db.tallies";
 pub const SCORE: &str = "db.score";
 pub const INCREMENT_MEDAL: &str = "db.increment_medal";
 pub const SET_SCORE: &str = "db.set_score";
+pub const REVOKE_MEDAL: &str = "db.revoke_medal";
+pub const SET_MEDALS: &str = "db.set_medals";
+pub const ADD_TEAM: &str = "db.add_team";
+pub const ADD_EVENT: &str = "db.add_event";
 pub const CHANGES: &str = "db.changes";
 pub const HISTORY: &str = "db.history";
 
 impl Change {
     pub fn to_value(&self) -> Value {
-        let (kind, entry) = match &self.entry {
-            Entry::Tally(t) => ("tally", t.to_value()),
-            Entry::Score(s) => ("score", s.to_value()),
+        let entry = match &self.entry {
+            Entry::Tally(t) => t.to_value(),
+            Entry::Score(s) => s.to_value(),
+            Entry::TeamAdded(name) | Entry::EventAdded(name) => {
+                Value::structure([("name", Value::from(name.as_str()))])
+            }
         };
         Value::structure([
             ("version", Value::Int(self.version)),
-            ("kind", Value::from(kind)),
+            ("kind", Value::from(self.entry.kind())),
             ("key", Value::from(self.entry.key())),
             ("entry", entry),
             ("timestamp", Value::Double(self.timestamp)),
@@ -56,6 +63,17 @@ impl Change {
         let entry = match get_str(s, "kind")?.as_str() {
             "tally" => Entry::Tally(Tally::from_value(entry_value)?),
             "score" => Entry::Score(Score::from_value(entry_value)?),
+            kind @ ("team" | "event") => {
+                let name = entry_value
+                    .as_struct()
+                    .ok_or_else(|| Fault::internal("roster change is not a struct"))
+                    .and_then(|e| get_str(e, "name"))?;
+                if kind == "team" {
+                    Entry::TeamAdded(name)
+                } else {
+                    Entry::EventAdded(name)
+                }
+            }
             other => return Err(Fault::internal(format!("unknown change kind {other:?}"))),
         };
         let vclock = s

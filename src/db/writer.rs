@@ -17,7 +17,7 @@ pub(crate) const QUEUE_DEPTH: usize = 4096;
 const MAX_BATCH: usize = 512;
 
 pub(crate) enum Job {
-    Write(WriteRequest, oneshot::Sender<Result<Committed, String>>),
+    Write(WriteRequest, oneshot::Sender<Result<Committed, StoreError>>),
     ChangesAfter(i64, usize, oneshot::Sender<Result<Vec<Change>, String>>),
     History(String, usize, oneshot::Sender<Result<Vec<Change>, String>>),
 }
@@ -63,7 +63,7 @@ pub(crate) fn spawn(
     (tx, handle)
 }
 
-type Reply = oneshot::Sender<Result<Committed, String>>;
+type Reply = oneshot::Sender<Result<Committed, StoreError>>;
 
 fn commit_batch(
     store: &mut dyn Store,
@@ -99,20 +99,22 @@ fn commit_batch(
 fn single_result(
     result: Result<Vec<Committed>, StoreError>,
     state: &State,
-) -> Result<Committed, String> {
+) -> Result<Committed, StoreError> {
     match result {
         Ok(mut done) => {
-            let committed = done.pop().ok_or("store returned no outcome")?;
+            let committed = done
+                .pop()
+                .ok_or_else(|| StoreError::Corrupt("the store returned no outcome".into()))?;
             if !committed.duplicate {
                 state.apply(std::iter::once(&committed.change));
             }
             Ok(committed)
         }
         Err(e) => {
-            if !matches!(e, StoreError::Unknown { .. }) {
+            if !matches!(e, StoreError::Unknown { .. } | StoreError::Refused(_)) {
                 error!(error = %e, "write failed");
             }
-            Err(e.to_string())
+            Err(e)
         }
     }
 }

@@ -57,7 +57,7 @@ impl Frontend {
                 let ack = Box::pin(write).await?;
                 Ok(match &ack.entry {
                     Entry::Tally(t) => text::medal_ack(t),
-                    Entry::Score(_) => return Err(Fault::internal("a medal write made a score")),
+                    _ => return Err(Fault::internal("a medal write made no tally")),
                 }
                 .into())
             }
@@ -66,7 +66,7 @@ impl Frontend {
                 let ack = Box::pin(write).await?;
                 Ok(match &ack.entry {
                     Entry::Score(s) => text::score_ack(&s.event),
-                    Entry::Tally(_) => return Err(Fault::internal("a score write made a tally")),
+                    _ => return Err(Fault::internal("a score write made no score")),
                 }
                 .into())
             }

@@ -184,11 +184,15 @@ impl PushHub {
 
     /// Queues the change for every tablet that follows its key. Never waits.
     pub(crate) fn publish(&self, change: &Change) {
-        let name = match &change.entry {
-            Entry::Score(s) => s.event.to_lowercase(),
-            Entry::Tally(t) => t.team.to_lowercase(),
+        let (is_score, name) = match &change.entry {
+            Entry::Score(s) => (true, s.event.to_lowercase()),
+            Entry::Tally(t) => (false, t.team.to_lowercase()),
+            Entry::TeamAdded(_) | Entry::EventAdded(_) => return,
         };
-        let push: Push = match Callback::of_change(change).encode() {
+        let Some(callback) = Callback::of_change(change) else {
+            return;
+        };
+        let push: Push = match callback.encode() {
             Ok(body) => body.into(),
             Err(e) => {
                 warn!(error = %e, "cannot encode a push");
@@ -202,9 +206,10 @@ impl PushHub {
                 info!(%url, "tablet dropped (lease expired or unreachable)");
                 return false;
             }
-            let follows = match &change.entry {
-                Entry::Score(_) => sub.events.contains(&name),
-                Entry::Tally(_) => sub.teams.contains(&name),
+            let follows = if is_score {
+                sub.events.contains(&name)
+            } else {
+                sub.teams.contains(&name)
             };
             if follows && sub.queue.try_send(push.clone()).is_err() {
                 debug!(%url, "tablet too slow: push dropped");

@@ -28,7 +28,7 @@ impl Frontend {
         let medal = Medal::parse(medal)?;
         let rid = cluster::request_id(ctx, request_id, "fe");
         let reply = self.db.increment_medal(&team, medal, &rid).await?;
-        self.cache.apply_change(&reply.change.entry).await;
+        self.cache.apply_change(&reply.change).await;
         Ok(reply.into_ack())
     }
 
@@ -51,7 +51,7 @@ impl Frontend {
         check_score(score)?;
         let rid = cluster::request_id(ctx, request_id, "fe");
         let reply = self.db.set_score(&event, score, &rid).await?;
-        self.cache.apply_change(&reply.change.entry).await;
+        self.cache.apply_change(&reply.change).await;
         Ok(reply.into_ack())
     }
 }

@@ -3,9 +3,11 @@
 //! [`rank`](mod@rank) the medal table's order.
 
 pub mod rank;
+pub mod roster;
 pub mod text;
 
 pub use rank::rank;
+pub use roster::Roster;
 
 use std::fmt;
 
@@ -71,92 +73,6 @@ impl fmt::Display for Medal {
 /// At most 64 characters of caller text, for error messages.
 pub fn clip(s: &str) -> String {
     s.chars().take(64).collect()
-}
-
-/// Teams and events, with their display names.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Roster {
-    pub teams: Vec<String>,
-    pub events: Vec<String>,
-}
-
-impl Roster {
-    pub fn default_roster() -> Roster {
-        Roster {
-            teams: DEFAULT_TEAMS.iter().map(|s| (*s).to_owned()).collect(),
-            events: DEFAULT_EVENTS.iter().map(|s| (*s).to_owned()).collect(),
-        }
-    }
-
-    /// The team's display name, matched case-insensitively.
-    ///
-    /// # Errors
-    /// `UNKNOWN_TEAM`.
-    pub fn team(&self, name: &str) -> Result<&str, Fault> {
-        find(&self.teams, name).ok_or_else(|| {
-            Fault::new(
-                faults::UNKNOWN_TEAM,
-                format!("unknown team {:?}", clip(name)),
-            )
-        })
-    }
-
-    /// The event's display name, matched case-insensitively.
-    ///
-    /// # Errors
-    /// `UNKNOWN_EVENT`.
-    pub fn event(&self, name: &str) -> Result<&str, Fault> {
-        find(&self.events, name).ok_or_else(|| {
-            Fault::new(
-                faults::UNKNOWN_EVENT,
-                format!("unknown event {:?}", clip(name)),
-            )
-        })
-    }
-
-    pub fn to_value(&self) -> Value {
-        let list = |v: &[String]| Value::Array(v.iter().map(|s| Value::from(s.as_str())).collect());
-        Value::structure([
-            ("teams", list(&self.teams)),
-            ("events", list(&self.events)),
-            (
-                "medals",
-                Value::Array(Medal::ALL.iter().map(|m| Value::from(m.as_str())).collect()),
-            ),
-        ])
-    }
-
-    /// # Errors
-    /// A value not shaped like [`Roster::to_value`]'s.
-    pub fn from_value(v: &Value) -> Result<Roster, Fault> {
-        let s = v
-            .as_struct()
-            .ok_or_else(|| Fault::internal("roster is not a struct"))?;
-        let list = |name: &str| -> Result<Vec<String>, Fault> {
-            s.get(name)
-                .and_then(Value::as_array)
-                .ok_or_else(|| Fault::internal(format!("roster lacks {name}")))?
-                .iter()
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| Fault::internal("roster name is not a string"))
-                })
-                .collect()
-        };
-        Ok(Roster {
-            teams: list("teams")?,
-            events: list("events")?,
-        })
-    }
-}
-
-fn find<'a>(names: &'a [String], wanted: &str) -> Option<&'a str> {
-    let wanted = wanted.trim();
-    names
-        .iter()
-        .find(|n| n.eq_ignore_ascii_case(wanted) || n.to_lowercase() == wanted.to_lowercase())
-        .map(String::as_str)
 }
 
 /// The cache and change-feed key of a team's tally or an event's score.
@@ -293,15 +209,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_case_insensitive() {
-        let r = Roster::default_roster();
-        assert_eq!(r.team("gAuL").unwrap(), "Gaul");
-        assert_eq!(r.event(" stone curling ").unwrap(), "Stone Curling");
-        assert_eq!(r.team("Atlantis").unwrap_err().code, faults::UNKNOWN_TEAM);
-        assert_eq!(r.event("Chess").unwrap_err().code, faults::UNKNOWN_EVENT);
+    fn medals_are_case_insensitive() {
         assert_eq!(Medal::parse("GOLD").unwrap(), Medal::Gold);
+        assert_eq!(Medal::parse(" bronze ").unwrap(), Medal::Bronze);
         assert_eq!(Medal::parse("tin").unwrap_err().code, faults::UNKNOWN_MEDAL);
-        assert_eq!(Roster::from_value(&r.to_value()).unwrap(), r);
     }
 
     #[test]

@@ -16,13 +16,43 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unknown {kind} {name:?}")]
     Unknown { kind: &'static str, name: String },
+    /// A write the data does not allow (revoking a medal that is not
+    /// there, adding a name that is taken): nothing was changed.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A write, with names already resolved to the roster's display names.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
-    IncrementMedal { team: String, medal: Medal },
-    SetScore { event: String, score: String },
+    IncrementMedal {
+        team: String,
+        medal: Medal,
+    },
+    /// Takes one medal back (a disqualification); never below zero.
+    RevokeMedal {
+        team: String,
+        medal: Medal,
+    },
+    /// Sets a team's counts outright (a correction).
+    SetMedals {
+        team: String,
+        gold: i64,
+        silver: i64,
+        bronze: i64,
+    },
+    SetScore {
+        event: String,
+        score: String,
+    },
+    /// A new team, with a tally of zero; the name was checked first.
+    AddTeam {
+        name: String,
+    },
+    /// A new event, with no score yet; the name was checked first.
+    AddEvent {
+        name: String,
+    },
 }
 
 /// A write as the store receives it.
@@ -43,20 +73,30 @@ pub struct WriteRequest {
 pub enum Entry {
     Tally(Tally),
     Score(Score),
+    /// A team joined the roster (display name).
+    TeamAdded(String),
+    /// An event joined the roster (display name).
+    EventAdded(String),
 }
 
 impl Entry {
+    /// The key the change is about, as the cache and the update log name it.
     pub fn key(&self) -> String {
         match self {
             Entry::Tally(t) => crate::scoreboard::tally_key(&t.team),
             Entry::Score(s) => crate::scoreboard::score_key(&s.event),
+            Entry::TeamAdded(name) => format!("team:{}", name.to_lowercase()),
+            Entry::EventAdded(name) => format!("event:{}", name.to_lowercase()),
         }
     }
 
-    pub fn version(&self) -> i64 {
+    /// The update log's name for the kind of change.
+    pub fn kind(&self) -> &'static str {
         match self {
-            Entry::Tally(t) => t.version,
-            Entry::Score(s) => s.version,
+            Entry::Tally(_) => "tally",
+            Entry::Score(_) => "score",
+            Entry::TeamAdded(_) => "team",
+            Entry::EventAdded(_) => "event",
         }
     }
 }

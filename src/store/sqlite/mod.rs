@@ -1,43 +1,16 @@
 //! The embedded SQLite store: WAL journal, `synchronous=FULL`, so a commit
-//! is on disk when it returns.
+//! is on disk when it returns. [`schema`] holds the tables and their
+//! migrations, [`apply`] what each write does to them.
+
+mod apply;
+mod schema;
 
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension as _, Row};
 
-use super::{Change, Committed, Entry, Snapshot, Store, StoreError, WriteOp, WriteRequest};
-use crate::scoreboard::{Medal, Roster, Score, Tally};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS teams (name TEXT PRIMARY KEY COLLATE NOCASE);
-CREATE TABLE IF NOT EXISTS events (name TEXT PRIMARY KEY COLLATE NOCASE);
-CREATE TABLE IF NOT EXISTS tallies (
-    team TEXT PRIMARY KEY COLLATE NOCASE REFERENCES teams(name),
-    gold INTEGER NOT NULL DEFAULT 0,
-    silver INTEGER NOT NULL DEFAULT 0,
-    bronze INTEGER NOT NULL DEFAULT 0,
-    version INTEGER NOT NULL DEFAULT 0,
-    updated REAL NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS scores (
-    event TEXT PRIMARY KEY COLLATE NOCASE REFERENCES events(name),
-    score TEXT NOT NULL DEFAULT '',
-    version INTEGER NOT NULL DEFAULT 0,
-    updated REAL NOT NULL DEFAULT 0
-);
--- The update log: one row per acknowledged write, in version order.
-CREATE TABLE IF NOT EXISTS updates (
-    version INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL CHECK (kind IN ('tally', 'score')),
-    name TEXT NOT NULL,
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    ts REAL NOT NULL,
-    vclock TEXT NOT NULL DEFAULT '',
-    request_id TEXT UNIQUE
-);
-CREATE INDEX IF NOT EXISTS updates_by_key ON updates(key, version);
-";
+use super::{Change, Committed, Entry, Snapshot, Store, StoreError, WriteRequest};
+use crate::scoreboard::{Roster, Score, Tally};
 
 /// A SQLite database file holding the roster, current values and update log.
 #[derive(Debug)]
@@ -47,12 +20,12 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (or creates, with the default roster) the database at `path`.
+    /// Opens the database at `path`, or creates it with `new_roster`.
     ///
     /// # Errors
     /// The file cannot be opened or is not a Podium database.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
+    pub fn open(path: &Path, new_roster: &Roster) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -61,10 +34,10 @@ impl SqliteStore {
             )));
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
-        conn.execute_batch(SCHEMA)?;
+        schema::migrate(&mut conn)?;
         let empty: i64 = conn.query_row("SELECT COUNT(*) FROM teams", [], |r| r.get(0))?;
         if empty == 0 {
-            seed(&conn, &Roster::default_roster())?;
+            seed(&conn, new_roster)?;
         }
         let latest_version =
             conn.query_row("SELECT COALESCE(MAX(version), 0) FROM updates", [], |r| {
@@ -138,12 +111,15 @@ fn change_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Change, StoreError>
                     updated: timestamp,
                 })
             }
-            _ => Entry::Score(Score {
+            "score" => Entry::Score(Score {
                 event: name,
                 score: value,
                 version,
                 updated: timestamp,
             }),
+            "team" => Entry::TeamAdded(name),
+            "event" => Entry::EventAdded(name),
+            other => return Err(StoreError::Corrupt(format!("update of kind {other:?}"))),
         };
         Ok(Change {
             version,
@@ -235,59 +211,12 @@ impl Store for SqliteStore {
                 }
             }
             next += 1;
-            let (kind, name, value, entry) = match &w.op {
-                WriteOp::IncrementMedal { team, medal } => {
-                    let column = match medal {
-                        Medal::Gold => "gold",
-                        Medal::Silver => "silver",
-                        Medal::Bronze => "bronze",
-                    };
-                    let tally = tx
-                        .prepare_cached(&format!(
-                            "UPDATE tallies SET {column} = {column} + 1, version = ?1, updated = ?2
-                             WHERE team = ?3 RETURNING team, gold, silver, bronze"
-                        ))?
-                        .query_row(params![next, w.timestamp, team], |r| {
-                            Ok(Tally {
-                                team: r.get(0)?,
-                                gold: r.get(1)?,
-                                silver: r.get(2)?,
-                                bronze: r.get(3)?,
-                                version: next,
-                                updated: w.timestamp,
-                            })
-                        })
-                        .optional()?
-                        .ok_or_else(|| StoreError::Unknown {
-                            kind: "team",
-                            name: team.clone(),
-                        })?;
-                    let value = format!("{},{},{}", tally.gold, tally.silver, tally.bronze);
-                    ("tally", tally.team.clone(), value, Entry::Tally(tally))
-                }
-                WriteOp::SetScore { event, score } => {
-                    let event = tx
-                        .prepare_cached(
-                            "UPDATE scores SET score = ?1, version = ?2, updated = ?3
-                             WHERE event = ?4 RETURNING event",
-                        )?
-                        .query_row(params![score, next, w.timestamp, event], |r| {
-                            r.get::<_, String>(0)
-                        })
-                        .optional()?
-                        .ok_or_else(|| StoreError::Unknown {
-                            kind: "event",
-                            name: event.clone(),
-                        })?;
-                    let entry = Entry::Score(Score {
-                        event: event.clone(),
-                        score: score.clone(),
-                        version: next,
-                        updated: w.timestamp,
-                    });
-                    ("score", event, score.clone(), entry)
-                }
-            };
+            let apply::Logged {
+                kind,
+                name,
+                value,
+                entry,
+            } = apply::apply(&tx, &w.op, next, w.timestamp)?;
             tx.prepare_cached(
                 "INSERT INTO updates(version, kind, name, key, value, ts, vclock, request_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -337,6 +266,8 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scoreboard::Medal;
+    use crate::store::WriteOp;
 
     fn write(op: WriteOp, id: Option<&str>) -> WriteRequest {
         WriteRequest {
@@ -359,7 +290,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         {
-            let mut s = SqliteStore::open(&path).unwrap();
+            let mut s = SqliteStore::open(&path, &Roster::default_roster()).unwrap();
             let snap = s.snapshot().unwrap();
             assert_eq!(snap.roster, Roster::default_roster());
             assert_eq!(snap.latest_version, 0);
@@ -381,7 +312,7 @@ mod tests {
             assert_eq!(out[1].change.version, 1);
             assert_eq!(out[2].change.version, 2);
         }
-        let s = SqliteStore::open(&path).unwrap();
+        let s = SqliteStore::open(&path, &Roster::default_roster()).unwrap();
         let snap = s.snapshot().unwrap();
         assert_eq!(snap.latest_version, 2);
         let gaul = snap.tallies.iter().find(|t| t.team == "Gaul").unwrap();
@@ -396,7 +327,7 @@ mod tests {
     #[test]
     fn unknown_names_fail_the_whole_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("s.db"), &Roster::default_roster()).unwrap();
         let err = s
             .commit(&[write(gold("Gaul"), None), write(gold("Atlantis"), None)])
             .unwrap_err();
@@ -405,5 +336,136 @@ mod tests {
         assert!(s.changes_after(0, 10).unwrap().is_empty());
         s.commit(&[write(gold("Gaul"), None)]).unwrap();
         assert_eq!(s.changes_after(0, 10).unwrap()[0].version, 1);
+    }
+
+    #[test]
+    fn revokes_corrections_and_new_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("s.db"), &Roster::default_roster()).unwrap();
+        let revoke = || WriteOp::RevokeMedal {
+            team: "Gaul".into(),
+            medal: Medal::Gold,
+        };
+        // Nothing to revoke yet: refused, and nothing is written.
+        let err = s.commit(&[write(revoke(), None)]).unwrap_err();
+        assert!(matches!(err, StoreError::Refused(_)), "{err}");
+        s.commit(&[write(gold("Gaul"), None), write(gold("Gaul"), None)])
+            .unwrap();
+        let out = s.commit(&[write(revoke(), Some("r"))]).unwrap();
+        assert!(matches!(&out[0].change.entry, Entry::Tally(t) if t.gold == 1));
+        let set = WriteOp::SetMedals {
+            team: "gaul".into(),
+            gold: 0,
+            silver: 2,
+            bronze: 1,
+        };
+        let out = s.commit(&[write(set, None)]).unwrap();
+        assert!(
+            matches!(&out[0].change.entry, Entry::Tally(t) if (t.gold, t.silver, t.bronze) == (0, 2, 1))
+        );
+        let out = s
+            .commit(&[
+                write(
+                    WriteOp::AddTeam {
+                        name: "Britons".into(),
+                    },
+                    None,
+                ),
+                write(
+                    WriteOp::AddEvent {
+                        name: "Menhir Toss".into(),
+                    },
+                    None,
+                ),
+            ])
+            .unwrap();
+        assert_eq!(out[0].change.entry, Entry::TeamAdded("Britons".into()));
+        assert_eq!(out[1].change.entry, Entry::EventAdded("Menhir Toss".into()));
+        let clash = s
+            .commit(&[write(
+                WriteOp::AddTeam {
+                    name: "BRITONS".into(),
+                },
+                None,
+            )])
+            .unwrap_err();
+        assert!(matches!(clash, StoreError::Refused(_)), "{clash}");
+        let snap = s.snapshot().unwrap();
+        assert!(snap.roster.teams.contains(&"Britons".to_owned()));
+        assert!(snap.roster.events.contains(&"Menhir Toss".to_owned()));
+        let britons = snap.tallies.iter().find(|t| t.team == "Britons").unwrap();
+        assert_eq!((britons.gold, britons.version), (0, out[0].change.version));
+        // The update log reads every kind back.
+        let kinds: Vec<&str> = s
+            .changes_after(0, 100)
+            .unwrap()
+            .iter()
+            .map(|c| c.entry.kind())
+            .collect();
+        assert_eq!(kinds, ["tally", "tally", "tally", "tally", "team", "event"]);
+        assert_eq!(s.history("tally:gaul", 10).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn a_new_database_takes_the_roster_it_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let roster = Roster::from_toml("teams = [\"A\", \"B\"]\nevents = [\"E\"]").unwrap();
+        let s = SqliteStore::open(&path, &roster).unwrap();
+        assert_eq!(s.snapshot().unwrap().roster, roster);
+        drop(s);
+        // An existing database keeps its own.
+        let again = SqliteStore::open(&path, &Roster::default_roster()).unwrap();
+        assert_eq!(again.snapshot().unwrap().roster, roster);
+    }
+
+    #[test]
+    fn a_schema_0_file_is_migrated_with_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "PRAGMA journal_mode=WAL;
+                 CREATE TABLE teams (name TEXT PRIMARY KEY COLLATE NOCASE);
+                 CREATE TABLE events (name TEXT PRIMARY KEY COLLATE NOCASE);
+                 CREATE TABLE tallies (team TEXT PRIMARY KEY COLLATE NOCASE REFERENCES teams(name),
+                     gold INTEGER NOT NULL DEFAULT 0, silver INTEGER NOT NULL DEFAULT 0,
+                     bronze INTEGER NOT NULL DEFAULT 0, version INTEGER NOT NULL DEFAULT 0,
+                     updated REAL NOT NULL DEFAULT 0);
+                 CREATE TABLE scores (event TEXT PRIMARY KEY COLLATE NOCASE REFERENCES events(name),
+                     score TEXT NOT NULL DEFAULT '', version INTEGER NOT NULL DEFAULT 0,
+                     updated REAL NOT NULL DEFAULT 0);
+                 CREATE TABLE updates (version INTEGER PRIMARY KEY,
+                     kind TEXT NOT NULL CHECK (kind IN ('tally', 'score')), name TEXT NOT NULL,
+                     key TEXT NOT NULL, value TEXT NOT NULL, ts REAL NOT NULL,
+                     vclock TEXT NOT NULL DEFAULT '', request_id TEXT UNIQUE);
+                 CREATE INDEX updates_by_key ON updates(key, version);
+                 INSERT INTO teams VALUES ('Gaul'); INSERT INTO tallies(team, gold, version) VALUES ('Gaul', 1, 1);
+                 INSERT INTO events VALUES ('E'); INSERT INTO scores(event) VALUES ('E');
+                 INSERT INTO updates VALUES (1, 'tally', 'Gaul', 'tally:gaul', '1,0,0', 10.0, '1', 'r1');",
+            )
+            .unwrap();
+        }
+        let mut s = SqliteStore::open(&path, &Roster::default_roster()).unwrap();
+        assert_eq!(s.changes_after(0, 10).unwrap().len(), 1);
+        // A team is a kind schema 0 refused.
+        let out = s
+            .commit(&[write(
+                WriteOp::AddTeam {
+                    name: "Rome".into(),
+                },
+                Some("r2"),
+            )])
+            .unwrap();
+        assert_eq!(out[0].change.version, 2);
+        // The old request id still makes a retry a duplicate.
+        let again = s.commit(&[write(gold("Gaul"), Some("r1"))]).unwrap();
+        assert!(again[0].duplicate);
+        let version: i64 = s
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, schema::SCHEMA_VERSION);
     }
 }
