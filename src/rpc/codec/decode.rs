@@ -290,9 +290,10 @@ impl Parser {
             ) => {
                 *has_child = true;
                 match name {
-                    b"int" | b"i4" | b"i8" | b"i1" | b"i2" | b"biginteger" => {
-                        Frame::Scalar(Scalar::Int, String::new())
-                    }
+                    b"i1" => Frame::Scalar(Scalar::Int { bits: 8 }, String::new()),
+                    b"i2" => Frame::Scalar(Scalar::Int { bits: 16 }, String::new()),
+                    b"int" | b"i4" => Frame::Scalar(Scalar::Int { bits: 32 }, String::new()),
+                    b"i8" | b"biginteger" => Frame::Scalar(Scalar::Int { bits: 64 }, String::new()),
                     b"boolean" => Frame::Scalar(Scalar::Bool, String::new()),
                     b"string" => Frame::Scalar(Scalar::String, String::new()),
                     b"double" | b"float" => Frame::Scalar(Scalar::Double, String::new()),

@@ -8,7 +8,14 @@ use crate::rpc::value::{DateTime, Value};
 /// The kinds of typed value whose content is text.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Scalar {
-    Int,
+    /// A signed integer that must fit in `bits` bits: 32 for `<int>` and
+    /// `<i4>` (the spec's "four-byte signed integer"; Python's and PHP's
+    /// servers refuse more), 64 for `<i8>`, and 8 and 16 for Apache's
+    /// `<ex:i1>` and `<ex:i2>`. A wider value is refused, never widened.
+    Int {
+        bits: u32,
+    },
+    /// `0` or `1`, and nothing else (not `true`): the spec's only spellings.
     Bool,
     String,
     Double,
@@ -25,22 +32,24 @@ pub(super) fn scalar(kind: Scalar, text: String) -> Result<Value, ParseError> {
     let shown = || text.chars().take(64).collect::<String>();
     Ok(match kind {
         Scalar::String => Value::String(text),
-        Scalar::Int => {
+        Scalar::Int { bits } => {
             let t = text.trim();
             let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(invalid(format!("invalid int {:?}", shown())));
             }
-            Value::Int(
-                t.parse()
-                    .map_err(|_| invalid(format!("int {:?} out of range", shown())))?,
-            )
+            let out_of_range = || invalid(format!("int {:?} does not fit in {bits} bits", shown()));
+            let i: i64 = t.parse().map_err(|_| out_of_range())?;
+            // The smallest and largest `bits`-bit integers (arithmetic shifts).
+            if !(i64::MIN >> (64 - bits)..=i64::MAX >> (64 - bits)).contains(&i) {
+                return Err(out_of_range());
+            }
+            Value::Int(i)
         }
-        Scalar::Bool => match text.trim() {
+        // XML whitespace around the digit is let through, as around an int.
+        Scalar::Bool => match text.trim_matches([' ', '\t', '\r', '\n']) {
             "1" => Value::Bool(true),
             "0" => Value::Bool(false),
-            t if t.eq_ignore_ascii_case("true") => Value::Bool(true),
-            t if t.eq_ignore_ascii_case("false") => Value::Bool(false),
             _ => return Err(invalid(format!("invalid boolean {:?}", shown()))),
         },
         Scalar::Double => {
@@ -159,5 +168,68 @@ mod tests {
                 DateTime::new(2024, 2, 29, 23, 59, 60).unwrap()
             ))
         );
+    }
+
+    /// `<int>` and `<i4>` hold exactly the 32-bit range and refuse one past
+    /// either end as an invalid request (-32600), not an XML error; `<i8>`
+    /// holds the 64-bit range; Apache's `<ex:i1>`/`<ex:i2>` their own.
+    #[test]
+    fn each_int_tag_holds_its_own_range() {
+        let ok = |tag: &str, i: i64| {
+            let xml = format!("<value><{tag} xmlns:ex='x'>{i}</{tag}></value>");
+            assert_eq!(one_param(&xml), Ok(Value::Int(i)), "{xml}");
+        };
+        let refused = |tag: &str, text: &str| {
+            let xml = format!("<value><{tag} xmlns:ex='x'>{text}</{tag}></value>");
+            match one_param(&xml) {
+                Err(ParseError::Invalid(msg)) => assert!(msg.contains("does not fit"), "{msg}"),
+                other => panic!("{xml}: {other:?}"),
+            }
+        };
+        let (max32, min32) = (i64::from(i32::MAX), i64::from(i32::MIN));
+        for tag in ["int", "i4"] {
+            ok(tag, max32);
+            ok(tag, min32);
+            refused(tag, &(max32 + 1).to_string());
+            refused(tag, &(min32 - 1).to_string());
+            refused(tag, &i64::MAX.to_string());
+        }
+        for tag in ["i8", "ex:i8"] {
+            ok(tag, max32 + 1);
+            ok(tag, min32 - 1);
+            ok(tag, i64::MAX);
+            ok(tag, i64::MIN);
+            refused(tag, "9223372036854775808");
+        }
+        ok("ex:i1", 127);
+        ok("ex:i1", -128);
+        refused("ex:i1", "128");
+        refused("ex:i1", "-129");
+        ok("ex:i2", 32767);
+        refused("ex:i2", "32768");
+        let err = one_param("<value><int>2147483648</int></value>").unwrap_err();
+        assert!(!err.is_xml_level(), "{err}");
+    }
+
+    /// `<boolean>` is `0` or `1`, with XML whitespace around it allowed;
+    /// `true`, `false` and every other text are refused.
+    #[test]
+    fn booleans_are_only_0_or_1() {
+        for (text, want) in [
+            ("0", false),
+            ("1", true),
+            (" 1\n", true),
+            ("\t0\r\n", false),
+        ] {
+            let xml = format!("<value><boolean>{text}</boolean></value>");
+            assert_eq!(one_param(&xml), Ok(Value::Bool(want)), "{text:?}");
+        }
+        for text in [
+            "true", "false", "TRUE", "2", "", " ", "01", "-1", "+1", "\u{A0}1",
+        ] {
+            let xml = format!("<value><boolean>{text}</boolean></value>");
+            let err = one_param(&xml).expect_err(text);
+            assert!(matches!(err, ParseError::Invalid(_)), "{text:?}: {err}");
+        }
     }
 }
