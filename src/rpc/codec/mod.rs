@@ -15,9 +15,16 @@
 //! refused outright, and only the five predefined entities and character
 //! references are ever resolved, so no entity expansion can happen.
 //!
-//! `decode` is the reader (with `scalar` turning a typed value's text into a
-//! [`Value`]), `encode` the writer.
+//! `decode` is the reader (with `charset` first turning the bytes into UTF-8
+//! text, and `scalar` turning a typed value's text into a [`Value`]),
+//! `encode` the writer.
+//!
+//! Messages are read in the encoding their byte-order mark or XML
+//! declaration names (ISO-8859-1 from PHP, UTF-16 with a byte-order mark, and
+//! every other WHATWG encoding); UTF-8 is read in place, without a copy.
+//! Messages are always written in UTF-8, without an `encoding` declaration.
 
+mod charset;
 mod decode;
 mod encode;
 mod scalar;
@@ -61,8 +68,18 @@ pub enum ParseError {
     Xml(String),
     #[error("message is not valid UTF-8")]
     NotUtf8,
-    #[error("unsupported encoding {0:?}: only UTF-8 is accepted")]
+    /// Bytes that are not valid in the encoding the message declares (or its
+    /// byte-order mark gives), named here.
+    #[error("message is not valid {0}")]
+    NotInEncoding(&'static str),
+    /// An encoding label nobody can decode: unknown, or one that the WHATWG
+    /// Encoding Standard maps to its "replacement" encoding.
+    #[error("unsupported encoding {0:?}")]
     Encoding(String),
+    /// The declared encoding contradicts the byte-order mark, or is UTF-16
+    /// on a message without one.
+    #[error("encoding {declared:?} is declared, but the message is {actual}")]
+    EncodingMismatch { declared: String, actual: String },
     #[error("DOCTYPE declarations are not allowed")]
     Doctype,
     #[error("entity &{0}; is not allowed: only the predefined entities are")]
