@@ -26,6 +26,12 @@ pub fn parse_call(bytes: &[u8], limits: Limits) -> Result<MethodCall, ParseError
 /// for any other spelling, which only the full parser can judge. The rest of
 /// the body is not checked: this is for relaying a call, whose receiver
 /// parses it.
+///
+/// Every byte it reads is printable ASCII or whitespace (a declaration
+/// holding anything else gets `None`), and such bytes read the same in
+/// every encoding the parser accepts without a byte-order mark, so the name
+/// is the one the parser finds. (ISO-2022-JP leaves ASCII only through ESC;
+/// UTF-16 needs the mark, which the peek does not skip.)
 pub fn peek_method_name(bytes: &[u8]) -> Option<&str> {
     fn skip_ws(b: &[u8]) -> &[u8] {
         let n = b
@@ -37,7 +43,8 @@ pub fn peek_method_name(bytes: &[u8]) -> Option<&str> {
     let mut rest = skip_ws(bytes);
     if let Some(decl) = rest.strip_prefix(b"<?xml") {
         let end = decl.windows(2).position(|w| w == b"?>")?;
-        if decl[..end].contains(&b'<') {
+        let plain = |b: &u8| matches!(b, b' '..=b'~' | b'\t' | b'\r' | b'\n') && *b != b'<';
+        if !decl[..end].iter().all(plain) {
             return None;
         }
         rest = skip_ws(&decl[end + 2..]);
@@ -538,6 +545,11 @@ mod tests {
             name(b"  <methodCall><methodName>a.b</methodName>"),
             Some("a.b".into())
         );
+        // PHP's xmlrpc extension.
+        assert_eq!(
+            name(b"<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n<methodCall>\n<methodName>echo</methodName>"),
+            Some("echo".into())
+        );
         // Everything else is left to the full parser.
         for other in [
             &b""[..],
@@ -551,6 +563,11 @@ mod tests {
             b"<!DOCTYPE a><methodCall><methodName>x</methodName>",
             b"<methodResponse><methodName>x</methodName>",
             b"<?xml version='1.0'",
+            // Bytes an encoding may read as something else: ISO-2022-JP's
+            // ESC $ B would make the rest two-byte characters.
+            b"<?xml version='1.0' encoding='ISO-2022-JP' \x1b$B?><methodCall><methodName>x</methodName>",
+            b"<?xml version='1.0' encoding='windows-1252' a='\xe9'?><methodCall><methodName>x</methodName>",
+            b"\xef\xbb\xbf<methodCall><methodName>x</methodName>",
         ] {
             assert_eq!(name(other), None, "{}", String::from_utf8_lossy(other));
         }
