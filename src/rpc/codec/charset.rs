@@ -11,12 +11,15 @@
 //!
 //! UTF-8, and ASCII in any other ASCII-compatible encoding, is borrowed as
 //! it is: what every Podium process and most clients send is never copied.
+//! Without a byte-order mark, the encoding label is found by a quick look at
+//! the declaration's raw bytes ([`to_utf8`]); the reader, which reads the
+//! declaration fully with quick-xml anyway, then checks that label against
+//! the encoding used ([`Source::check_declaration`]).
 
 use std::borrow::Cow;
 
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
-use quick_xml::events::Event;
-use quick_xml::Reader;
+use quick_xml::events::BytesDecl;
 
 use super::ParseError;
 
@@ -68,63 +71,102 @@ pub(super) fn to_utf8(bytes: &[u8]) -> Result<(Cow<'_, str>, Source), ParseError
 }
 
 impl Source {
-    /// Checks the `encoding` label of the XML declaration, as the reader
-    /// found it in the decoded text, against the encoding actually used. A
-    /// UTF-16 label matches either UTF-16 byte-order mark, which gives the
-    /// byte order; anything else must name the same encoding.
+    /// Checks the label of the XML declaration the reader found at the
+    /// start of the text against the encoding actually used. A UTF-16 label
+    /// matches either UTF-16 byte-order mark (the mark gives the byte
+    /// order); any other label must name the same encoding.
     ///
     /// # Errors
-    /// An unknown label, or one that contradicts the byte-order mark.
-    pub(super) fn check_declared(&self, label: &[u8]) -> Result<(), ParseError> {
-        let declared = encoding_for_label(label)?;
+    /// A malformed or unknown label, one that contradicts the byte-order
+    /// mark, or, without a mark, one that [`declared_label`] did not find
+    /// where XML puts it.
+    pub(super) fn check_declaration(&self, decl: &BytesDecl<'_>) -> Result<(), ParseError> {
+        let Some(label) = decl.encoding() else {
+            return Ok(());
+        };
+        let label = label.map_err(|e| ParseError::Xml(e.to_string()))?;
+        let declared = encoding_for_label(&label)?;
         if declared == self.encoding || (is_utf16(declared) && is_utf16(self.encoding)) {
             return Ok(());
         }
-        let actual = if self.by_bom {
-            format!("{} by its byte-order mark", self.encoding.name())
-        } else {
-            self.encoding.name().to_owned()
-        };
+        if !self.by_bom {
+            return Err(ParseError::Xml(format!(
+                "encoding {:?} is declared out of place: it must follow the version",
+                shown(&label)
+            )));
+        }
         Err(ParseError::EncodingMismatch {
-            declared: shown(label),
-            actual,
+            declared: shown(&label),
+            actual: format!("{} by its byte-order mark", self.encoding.name()),
         })
     }
 }
 
 /// The encoding the XML declaration at the very start of `bytes` names, or
-/// UTF-8 when there is none. The declaration is read with quick-xml, as the
-/// reader will read it again; a declaration it cannot read is left for the
-/// reader to refuse.
+/// UTF-8 when there is none.
 ///
 /// # Errors
 /// An unknown label, or a UTF-16 one: without a byte-order mark (this is
 /// only called without one) the message is not UTF-16, since its
 /// declaration just read as ASCII. XML requires UTF-16 to carry the mark.
 fn declared_encoding(bytes: &[u8]) -> Result<&'static Encoding, ParseError> {
-    if !bytes.starts_with(b"<?xml") {
-        return Ok(UTF_8);
-    }
-    let Ok(Event::Decl(decl)) = Reader::from_reader(bytes).read_event() else {
+    let Some(label) = declared_label(bytes) else {
         return Ok(UTF_8);
     };
-    let Some(Ok(label)) = decl.encoding() else {
-        return Ok(UTF_8);
-    };
-    let encoding = encoding_for_label(&label)?;
+    let encoding = encoding_for_label(label)?;
     if is_utf16(encoding) {
         return Err(ParseError::EncodingMismatch {
-            declared: shown(&label),
+            declared: shown(label),
             actual: "not UTF-16: it has no byte-order mark".into(),
         });
     }
     Ok(encoding)
 }
 
+/// The `encoding` label of the XML declaration at the very start of
+/// `bytes`, read by the grammar (XML 1.0 §2.8): `XMLDecl ::= '<?xml'
+/// VersionInfo EncodingDecl? SDDecl? S? '?>'`, so a label, if any, is the
+/// pseudo-attribute right after the version. `None` without a declaration
+/// or a label. A declaration this misreads is not well-formed, and the
+/// reader's check refuses it.
+fn declared_label(bytes: &[u8]) -> Option<&[u8]> {
+    let rest = bytes.strip_prefix(b"<?xml")?;
+    let (_version, rest) = pseudo_attribute(rest, b"version")?;
+    pseudo_attribute(rest, b"encoding").map(|(label, _)| label)
+}
+
+/// `S name Eq 'value'` (or with double quotes) at the start of `bytes`: the
+/// value, and the bytes after it.
+fn pseudo_attribute<'a>(bytes: &'a [u8], name: &[u8]) -> Option<(&'a [u8], &'a [u8])> {
+    fn skip_space(b: &[u8]) -> &[u8] {
+        let n = b
+            .iter()
+            .take_while(|c| matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+            .count();
+        &b[n..]
+    }
+    let rest = skip_space(bytes);
+    if rest.len() == bytes.len() {
+        return None;
+    }
+    let rest = skip_space(rest.strip_prefix(name)?);
+    let rest = skip_space(rest.strip_prefix(b"=")?);
+    let (&quote, rest) = rest.split_first()?;
+    if quote != b'"' && quote != b'\'' {
+        return None;
+    }
+    let end = rest.iter().position(|&b| b == quote)?;
+    Some((&rest[..end], &rest[end + 1..]))
+}
+
 /// The WHATWG encoding for `label` (case and surrounding spaces ignored).
 /// The labels WHATWG maps to its "replacement" encoding (ISO-2022-KR,
 /// HZ-GB-2312, ...) are refused like unknown ones: nothing decodes them.
 fn encoding_for_label(label: &[u8]) -> Result<&'static Encoding, ParseError> {
+    // What most declarations say, without a search of WHATWG's table.
+    if label.eq_ignore_ascii_case(b"utf-8") {
+        return Ok(UTF_8);
+    }
     Encoding::for_label_no_replacement(label).ok_or_else(|| ParseError::Encoding(shown(label)))
 }
 
@@ -200,6 +242,9 @@ mod tests {
             let doc = echo_call(&declaring(label), b"caf\xe9 M\xfcller");
             assert_eq!(echoed(&doc), Ok(Value::from("café Müller")), "{label}");
         }
+        // Spaces around "=" and after the label, as the grammar allows.
+        let spaced = echo_call("<?xml version = '1.0'\n encoding = 'latin1' ?>", b"\xe9");
+        assert_eq!(echoed(&spaced), Ok(Value::from("é")));
         let response = [
             declaring("ISO-8859-1").as_bytes(),
             b"<methodResponse><params><param><value>\xe9t\xe9</value></param></params></methodResponse>",
@@ -270,6 +315,21 @@ mod tests {
             let fault = Fault::from(err);
             assert_eq!(fault.code, PARSE_ERROR);
             assert!(fault.message.contains(label), "{}", fault.message);
+        }
+        // A label out of its place is not well-formed XML.
+        let late = echo_call(
+            "<?xml version='1.0' standalone='yes' encoding='latin1'?>",
+            b"x",
+        );
+        assert!(matches!(echoed(&late), Err(ParseError::Xml(_))));
+        // A label that is not even well-formed is an XML error, as before.
+        let unquoted = echo_call("<?xml version='1.0' encoding=latin1?>", b"x");
+        for doc in [
+            unquoted.clone(),
+            [b"\xef\xbb\xbf", unquoted.as_slice()].concat(),
+        ] {
+            let err = echoed(&doc).unwrap_err();
+            assert!(matches!(err, ParseError::Xml(_)), "{err}");
         }
         let long = "x".repeat(500);
         let err = echoed(&echo_call(&declaring(&long), b"x")).unwrap_err();

@@ -223,12 +223,7 @@ fn parse(bytes: &[u8], limits: Limits, root: Root) -> Result<Message, ParseError
             Event::PI(pi) if pi.target().eq_ignore_ascii_case(b"xml") => {
                 return Err(ParseError::Xml("reserved processing instruction".into()))
             }
-            Event::Decl(decl) => {
-                if let Some(label) = decl.encoding() {
-                    let label = label.map_err(|e| ParseError::Xml(e.to_string()))?;
-                    source.check_declared(&label)?;
-                }
-            }
+            Event::Decl(decl) => source.check_declaration(&decl)?,
             Event::DocType(_) => return Err(ParseError::Doctype),
             Event::Comment(_) | Event::PI(_) => {}
             Event::Eof => break,
