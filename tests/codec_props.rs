@@ -11,9 +11,9 @@
 use std::borrow::Cow;
 use std::ops::RangeInclusive;
 
+use podium::balancer::peek_method_name;
 use podium::rpc::codec::{
-    parse_call, parse_response, peek_method_name, write_call, write_fault, write_response,
-    DEFAULT_MAX_DEPTH,
+    parse_call, parse_response, write_call, write_fault, write_response, DEFAULT_MAX_DEPTH,
 };
 use podium::rpc::{DateTime, Fault, Limits, MethodCall, ParseError, Struct, Value};
 use proptest::collection::{btree_map, vec};

@@ -6,7 +6,7 @@
 //!   forward with its retries;
 //! - `relay`: the balancer's handler, which passes a call in
 //!   the plain spelling every client sends on as its bytes (reading only its
-//!   method name) and parses anything else.
+//!   method name, with [`peek_method_name`]) and parses anything else.
 //!
 //! A call whose forward fails to connect, breaks or times out is retried on
 //! another front-end; writes too, because every write carries a request id
@@ -14,6 +14,7 @@
 //! once. Only the public methods are forwarded, so internal ones never are.
 
 mod frontends;
+mod peek;
 mod relay;
 
 use std::time::Duration;
@@ -27,6 +28,7 @@ use crate::shutdown::{Shutdown, Tasks};
 use frontends::Frontends;
 
 pub use frontends::choose;
+pub use peek::peek_method_name;
 
 /// Default port, as the old PygmyDotCom.
 pub const DEFAULT_PORT: u16 = 8001;

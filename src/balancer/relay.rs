@@ -7,8 +7,9 @@
 use bytes::Bytes;
 
 use super::frontends::Frontends;
+use super::peek::peek_method_name;
 use crate::api::Method;
-use crate::rpc::codec::{self, peek_method_name, Limits};
+use crate::rpc::codec::{self, Limits};
 use crate::rpc::fault::Fault;
 use crate::rpc::{Handler, Methods, Request, Response};
 

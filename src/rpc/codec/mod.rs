@@ -29,7 +29,7 @@ mod decode;
 mod encode;
 mod scalar;
 
-pub use decode::{parse_call, parse_response, peek_method_name};
+pub use decode::{parse_call, parse_response};
 pub use encode::{write_call, write_fault, write_response};
 
 use encode::MAX_WRITE_DEPTH;
