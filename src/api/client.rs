@@ -256,6 +256,88 @@ impl Client {
         WriteAck::from_value(&v).map_err(fault)
     }
 
+    /// `scoreboard.add_team`.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn add_team(
+        &self,
+        name: &str,
+        password: &str,
+        request_id: Option<&str>,
+    ) -> Result<WriteAck, ClientError> {
+        self.write(&req::AddTeam {
+            name: name.to_owned(),
+            password: password.to_owned(),
+            request_id: request_id.map(str::to_owned),
+        })
+        .await
+    }
+
+    /// `scoreboard.add_event`.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn add_event(
+        &self,
+        name: &str,
+        password: &str,
+        request_id: Option<&str>,
+    ) -> Result<WriteAck, ClientError> {
+        self.write(&req::AddEvent {
+            name: name.to_owned(),
+            password: password.to_owned(),
+            request_id: request_id.map(str::to_owned),
+        })
+        .await
+    }
+
+    /// `scoreboard.revoke_medal`.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn revoke_medal(
+        &self,
+        team: &str,
+        medal: &str,
+        password: &str,
+        request_id: Option<&str>,
+    ) -> Result<WriteAck, ClientError> {
+        self.write(&req::RevokeMedal {
+            team: team.to_owned(),
+            medal: medal.to_owned(),
+            password: password.to_owned(),
+            request_id: request_id.map(str::to_owned),
+        })
+        .await
+    }
+
+    /// `scoreboard.set_medals`: `counts` are gold, silver and bronze.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn set_medals(
+        &self,
+        team: &str,
+        [gold, silver, bronze]: [i64; 3],
+        password: &str,
+        request_id: Option<&str>,
+    ) -> Result<WriteAck, ClientError> {
+        self.write(&req::SetMedals {
+            team: team.to_owned(),
+            gold,
+            silver,
+            bronze,
+            password: password.to_owned(),
+            request_id: request_id.map(str::to_owned),
+        })
+        .await
+    }
+
+    async fn write<C: Call>(&self, call: &C) -> Result<WriteAck, ClientError> {
+        WriteAck::from_value(&self.call(call).await?).map_err(fault)
+    }
+
     /// `scoreboard.subscribe`.
     ///
     /// # Errors

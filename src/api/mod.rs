@@ -50,11 +50,19 @@ pub enum Method {
     Unsubscribe,
     /// `scoreboard.history(kind, name)`.
     History,
+    /// `scoreboard.add_team(name, password[, request_id])`.
+    AddTeam,
+    /// `scoreboard.add_event(name, password[, request_id])`.
+    AddEvent,
+    /// `scoreboard.revoke_medal(team, medal, password[, request_id])`.
+    RevokeMedal,
+    /// `scoreboard.set_medals(team, gold, silver, bronze, password[, request_id])`.
+    SetMedals,
 }
 
 impl Method {
     /// Every public method, in the order `system.listMethods` shows them.
-    pub const ALL: [Method; 14] = [
+    pub const ALL: [Method; 18] = [
         Method::GetMedalTally,
         Method::GetScore,
         Method::IncrementMedalTally,
@@ -69,6 +77,10 @@ impl Method {
         Method::Subscribe,
         Method::Unsubscribe,
         Method::History,
+        Method::AddTeam,
+        Method::AddEvent,
+        Method::RevokeMedal,
+        Method::SetMedals,
     ];
 
     /// The name on the wire.
@@ -88,6 +100,10 @@ impl Method {
             Method::Subscribe => "scoreboard.subscribe",
             Method::Unsubscribe => "scoreboard.unsubscribe",
             Method::History => "scoreboard.history",
+            Method::AddTeam => "scoreboard.add_team",
+            Method::AddEvent => "scoreboard.add_event",
+            Method::RevokeMedal => "scoreboard.revoke_medal",
+            Method::SetMedals => "scoreboard.set_medals",
         }
     }
 
@@ -126,6 +142,12 @@ impl Method {
             ],
             Method::Unsubscribe => &[&["boolean", S]],
             Method::History => &[&["array", S, S]],
+            Method::AddTeam | Method::AddEvent => &[&["struct", S, S], &["struct", S, S, S]],
+            Method::RevokeMedal => &[&["struct", S, S, S], &["struct", S, S, S, S]],
+            Method::SetMedals => &[
+                &["struct", S, "int", "int", "int", S],
+                &["struct", S, "int", "int", "int", S, S],
+            ],
         }
     }
 
@@ -162,6 +184,18 @@ impl Method {
             Method::History => {
                 "history(kind, name): the updates of a tally or score, oldest first, with version, timestamp and vector clock."
             }
+            Method::AddTeam => {
+                "add_team(name, password[, request_id]): adds a team to the roster: {version, team, duplicate}."
+            }
+            Method::AddEvent => {
+                "add_event(name, password[, request_id]): adds an event to the roster: {version, event, duplicate}."
+            }
+            Method::RevokeMedal => {
+                "revoke_medal(team, medal, password[, request_id]): takes one medal back (a disqualification): {version, tally, duplicate}."
+            }
+            Method::SetMedals => {
+                "set_medals(team, gold, silver, bronze, password[, request_id]): corrects a team's counts: {version, tally, duplicate}."
+            }
         }
     }
 
@@ -173,6 +207,10 @@ impl Method {
                 | Method::SetScore
                 | Method::IncrementMedal
                 | Method::SetEventScore
+                | Method::AddTeam
+                | Method::AddEvent
+                | Method::RevokeMedal
+                | Method::SetMedals
         )
     }
 }

@@ -20,7 +20,7 @@ use crate::db::wire::{ChangeBatch, DbClient, RosterReply, MAX_CHANGES_PER_REPLY}
 use crate::rpc::Fault;
 use crate::scoreboard::Roster;
 use crate::shutdown::Shutdown;
-use crate::store::Change;
+use crate::store::{Change, Entry};
 
 /// How long the db holds a push-mode poll open, milliseconds.
 pub(crate) const LONG_POLL_MS: i64 = 20_000;
@@ -67,7 +67,7 @@ pub(crate) struct FollowerConfig {
 pub(crate) struct Follower<F> {
     feed: F,
     cache: Cache,
-    roster: watch::Sender<Option<Arc<Roster>>>,
+    roster: Arc<watch::Sender<Option<Arc<Roster>>>>,
     /// Every change, in version order, after the cache has dropped what it
     /// made stale.
     on_change: Box<dyn Fn(&Change) + Send + Sync>,
@@ -78,7 +78,7 @@ impl<F: Feed> Follower<F> {
     pub(crate) fn new(
         feed: F,
         cache: Cache,
-        roster: watch::Sender<Option<Arc<Roster>>>,
+        roster: Arc<watch::Sender<Option<Arc<Roster>>>>,
         on_change: impl Fn(&Change) + Send + Sync + 'static,
         config: FollowerConfig,
     ) -> Self {
@@ -167,6 +167,7 @@ impl<F: Feed> Follower<F> {
         let mut last = *after;
         for change in &batch.changes {
             self.cache.apply_change(change).await;
+            apply_to_roster(&self.roster, &change.entry);
             (self.on_change)(change);
             last = last.max(change.version);
         }
@@ -175,13 +176,31 @@ impl<F: Feed> Follower<F> {
     }
 }
 
+/// Extends the roster with a change to it; any other change leaves it as it
+/// is, and so does a name it already holds (the front-end that made a
+/// roster write applies it before the feed brings it back).
+pub(crate) fn apply_to_roster(roster: &watch::Sender<Option<Arc<Roster>>>, entry: &Entry) {
+    roster.send_if_modified(|current| {
+        let Some(known) = current else {
+            return false;
+        };
+        let mut next = Roster::clone(known);
+        match entry {
+            Entry::TeamAdded(name) if known.team(name).is_err() => next.teams.push(name.clone()),
+            Entry::EventAdded(name) if known.event(name).is_err() => next.events.push(name.clone()),
+            _ => return false,
+        }
+        *current = Some(Arc::new(next));
+        true
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::faults;
     use crate::cache::Cached;
     use crate::scoreboard::Tally;
-    use crate::store::Entry;
     use std::collections::VecDeque;
     use std::sync::Mutex;
     use tokio::time::Instant;
@@ -282,7 +301,7 @@ mod tests {
         let follower = Follower::new(
             feed.clone(),
             cache.clone(),
-            watch::channel(None).0,
+            Arc::new(watch::channel(None).0),
             move |c: &Change| log.lock().unwrap().push(c.version),
             FollowerConfig {
                 mode,

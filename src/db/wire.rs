@@ -284,6 +284,56 @@ impl DbClient {
         WriteReply::from_value(&self.call(SET_SCORE, &params).await?)
     }
 
+    /// # Errors
+    /// As [`db_fault`].
+    pub async fn revoke_medal(
+        &self,
+        team: &str,
+        medal: Medal,
+        request_id: &str,
+    ) -> Result<WriteReply, Fault> {
+        let params = [team.into(), medal.as_str().into(), request_id.into()];
+        WriteReply::from_value(&self.call(REVOKE_MEDAL, &params).await?)
+    }
+
+    /// # Errors
+    /// As [`db_fault`].
+    pub async fn set_medals(
+        &self,
+        team: &str,
+        [gold, silver, bronze]: [i64; 3],
+        request_id: &str,
+    ) -> Result<WriteReply, Fault> {
+        let params = [
+            team.into(),
+            gold.into(),
+            silver.into(),
+            bronze.into(),
+            request_id.into(),
+        ];
+        WriteReply::from_value(&self.call(SET_MEDALS, &params).await?)
+    }
+
+    /// # Errors
+    /// As [`db_fault`].
+    pub async fn add_team(&self, name: &str, request_id: &str) -> Result<WriteReply, Fault> {
+        WriteReply::from_value(
+            &self
+                .call(ADD_TEAM, &[name.into(), request_id.into()])
+                .await?,
+        )
+    }
+
+    /// # Errors
+    /// As [`db_fault`].
+    pub async fn add_event(&self, name: &str, request_id: &str) -> Result<WriteReply, Fault> {
+        WriteReply::from_value(
+            &self
+                .call(ADD_EVENT, &[name.into(), request_id.into()])
+                .await?,
+        )
+    }
+
     /// Changes after `after`, waiting up to `wait_ms` for one to happen.
     ///
     /// # Errors

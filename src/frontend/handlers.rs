@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::writes::Write;
 use super::Frontend;
 use crate::api::{Health, Method, Request, Subscription, HEALTH_METHOD};
 use crate::rpc::{CallContext, Fault, Methods, Value};
@@ -53,8 +54,11 @@ impl Frontend {
             Request::GetMedalTally(r) => Ok(text::tally(&self.tally(&r.team).await?).into()),
             Request::GetScore(r) => Ok(text::score(&self.score(&r.event).await?).into()),
             Request::IncrementMedalTally(r) => {
-                let write = self.increment_medal(&r.team, &r.medal, &r.password, None, ctx);
-                let ack = Box::pin(write).await?;
+                let write = Write::IncrementMedal {
+                    team: &r.team,
+                    medal: &r.medal,
+                };
+                let ack = Box::pin(self.write(write, &r.password, None, ctx)).await?;
                 Ok(match &ack.entry {
                     Entry::Tally(t) => text::medal_ack(t),
                     _ => return Err(Fault::internal("a medal write made no tally")),
@@ -62,8 +66,11 @@ impl Frontend {
                 .into())
             }
             Request::SetScore(r) => {
-                let write = self.set_score(&r.event, &r.score, &r.password, None, ctx);
-                let ack = Box::pin(write).await?;
+                let write = Write::SetScore {
+                    event: &r.event,
+                    score: &r.score,
+                };
+                let ack = Box::pin(self.write(write, &r.password, None, ctx)).await?;
                 Ok(match &ack.entry {
                     Entry::Score(s) => text::score_ack(&s.event),
                     _ => return Err(Fault::internal("a score write made no score")),
@@ -83,24 +90,46 @@ impl Frontend {
             }
             Request::Score(r) => Ok(self.score(&r.event).await?.to_value()),
             Request::IncrementMedal(r) => {
-                let write = self.increment_medal(
-                    &r.team,
-                    &r.medal,
-                    &r.password,
-                    r.request_id.as_deref(),
-                    ctx,
-                );
-                Ok(Box::pin(write).await?.to_value())
+                let write = Write::IncrementMedal {
+                    team: &r.team,
+                    medal: &r.medal,
+                };
+                self.structured_write(write, &r.password, r.request_id.as_deref(), ctx)
+                    .await
             }
             Request::SetEventScore(r) => {
-                let write = self.set_score(
-                    &r.event,
-                    &r.score,
-                    &r.password,
-                    r.request_id.as_deref(),
-                    ctx,
-                );
-                Ok(Box::pin(write).await?.to_value())
+                let write = Write::SetScore {
+                    event: &r.event,
+                    score: &r.score,
+                };
+                self.structured_write(write, &r.password, r.request_id.as_deref(), ctx)
+                    .await
+            }
+            Request::AddTeam(r) => {
+                let write = Write::AddTeam { name: &r.name };
+                self.structured_write(write, &r.password, r.request_id.as_deref(), ctx)
+                    .await
+            }
+            Request::AddEvent(r) => {
+                let write = Write::AddEvent { name: &r.name };
+                self.structured_write(write, &r.password, r.request_id.as_deref(), ctx)
+                    .await
+            }
+            Request::RevokeMedal(r) => {
+                let write = Write::RevokeMedal {
+                    team: &r.team,
+                    medal: &r.medal,
+                };
+                self.structured_write(write, &r.password, r.request_id.as_deref(), ctx)
+                    .await
+            }
+            Request::SetMedals(r) => {
+                let write = Write::SetMedals {
+                    team: &r.team,
+                    counts: [r.gold, r.silver, r.bronze],
+                };
+                self.structured_write(write, &r.password, r.request_id.as_deref(), ctx)
+                    .await
             }
             Request::Subscribe(r) => {
                 let lease =
@@ -119,9 +148,22 @@ impl Frontend {
         }
     }
 
+    /// A write of the `scoreboard.` namespace: the acknowledgement as a
+    /// struct. Boxed, as every call that reaches the db is.
+    async fn structured_write(
+        &self,
+        write: Write<'_>,
+        password: &str,
+        request_id: Option<&str>,
+        ctx: &CallContext,
+    ) -> Result<Value, Fault> {
+        let ack = Box::pin(self.write(write, password, request_id, ctx)).await?;
+        Ok(ack.to_value())
+    }
+
     fn health(&self) -> Health {
         Health {
-            ok: self.roster.borrow().is_some(),
+            ok: self.roster_tx.borrow().is_some(),
             cached: i64::try_from(self.cache.len()).unwrap_or(i64::MAX),
             subscribers: i64::try_from(self.push.len()).unwrap_or(i64::MAX),
             clock: self.clock.now_secs(),

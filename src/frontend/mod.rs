@@ -52,8 +52,10 @@ pub(crate) struct Frontend {
     db: DbClient,
     cache: Cache,
     push: PushHub,
-    /// The roster, once the db has told us; `None` until then.
-    roster: watch::Receiver<Option<Arc<Roster>>>,
+    /// The roster, once the db has told us; `None` until then. The feed
+    /// follower keeps it current, and a roster write made here extends it
+    /// at once.
+    roster_tx: Arc<watch::Sender<Option<Arc<Roster>>>>,
     password: PasswordGate,
     clock: ClusterClock,
 }
@@ -83,12 +85,12 @@ pub async fn run(
     let tasks = Tasks::new(shutdown.clone());
     let cache = Cache::new(config.cache_capacity, config.cache_ttl);
     let push = PushHub::start(&tasks)?;
-    let (roster_tx, roster) = watch::channel(None);
+    let roster_tx = Arc::new(watch::channel(None).0);
     let publish = push.clone();
     let follower = Follower::new(
         feed,
         cache.clone(),
-        roster_tx,
+        roster_tx.clone(),
         move |change| publish.publish(change),
         FollowerConfig {
             mode: config.cache_mode,
@@ -101,7 +103,7 @@ pub async fn run(
         db,
         cache,
         push,
-        roster,
+        roster_tx,
         password: PasswordGate::new(config.feeder_password.clone()),
         clock: config.clock.clone(),
     });

@@ -20,7 +20,7 @@ impl Frontend {
     /// # Errors
     /// `UNAVAILABLE` before the db was first reached.
     pub(super) fn roster(&self) -> Result<Arc<Roster>, Fault> {
-        self.roster
+        self.roster_tx
             .borrow()
             .clone()
             .ok_or_else(|| faults::unavailable("the db has not been reached yet"))

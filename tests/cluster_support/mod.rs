@@ -220,6 +220,8 @@ pub struct ClusterConfig {
     pub probe_timeout_ms: u64,
     /// `--forward-timeout-ms` of the balancer.
     pub forward_timeout_ms: u64,
+    /// `--roster` of the db: the roster of its new database.
+    pub roster: Option<PathBuf>,
 }
 
 impl Default for ClusterConfig {
@@ -231,6 +233,7 @@ impl Default for ClusterConfig {
             probe_interval_ms: 100,
             probe_timeout_ms: 400,
             forward_timeout_ms: 500,
+            roster: None,
         }
     }
 }
@@ -260,10 +263,14 @@ pub fn bin(name: &str) -> &'static str {
 }
 
 /// Starts `podium-db` on `port` (0: any) with `file`.
-fn start_db(port: u16, file: &Path) -> Process {
+fn start_db(port: u16, file: &Path, roster: Option<&Path>) -> Process {
     let port = port.to_string();
     let file = file.to_str().expect("a UTF-8 temp path");
-    Process::spawn(bin("db"), ["--port", &port, "--db-file", file], &envs())
+    let mut args = vec!["--port", &port, "--db-file", file];
+    if let Some(roster) = roster {
+        args.extend(["--roster", roster.to_str().expect("a UTF-8 roster path")]);
+    }
+    Process::spawn(bin("db"), args, &envs())
 }
 
 impl Cluster {
@@ -272,7 +279,7 @@ impl Cluster {
     pub fn start(config: ClusterConfig) -> Cluster {
         let dir = tempfile::tempdir().expect("a temp dir");
         let db_file = dir.path().join("scores.db");
-        let db = start_db(0, &db_file);
+        let db = start_db(0, &db_file, config.roster.as_deref());
         let db_addr = db.addr();
         let db_url = db.url();
         let mut frontends = Vec::new();
@@ -406,7 +413,7 @@ impl Cluster {
             "port {} never became free again",
             addr.port()
         );
-        let db = start_db(addr.port(), &self.db_file);
+        let db = start_db(addr.port(), &self.db_file, None);
         assert_eq!(db.addr(), addr, "the db came back on another address");
         self.db = Some(db);
     }

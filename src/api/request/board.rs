@@ -215,3 +215,134 @@ redacted_debug!(SetEventScore {
     score,
     request_id
 });
+
+/// A roster write: `scoreboard.add_team(name, password[, request_id])` and
+/// `scoreboard.add_event(...)` have the same shape.
+macro_rules! roster_write {
+    ($name:ident, $method:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Clone, PartialEq)]
+        pub struct $name {
+            pub name: String,
+            pub password: String,
+            /// As [`IncrementMedal::request_id`].
+            pub request_id: Option<String>,
+        }
+
+        impl Call for $name {
+            const METHOD: Method = $method;
+            fn from_params(params: &Params) -> Result<Self, Fault> {
+                params.expect_count(2, 3)?;
+                Ok($name {
+                    name: text(params, 0, "name")?,
+                    password: text(params, 1, "password")?,
+                    request_id: opt_text(params, 2, "request_id")?,
+                })
+            }
+            fn to_params(&self) -> Vec<Value> {
+                let mut p = vec![self.name.as_str().into(), self.password.as_str().into()];
+                p.extend(self.request_id.as_deref().map(Value::from));
+                p
+            }
+        }
+
+        redacted_debug!($name { name, request_id });
+    };
+}
+
+roster_write!(
+    AddTeam,
+    Method::AddTeam,
+    "`scoreboard.add_team(name, password[, request_id])`."
+);
+roster_write!(
+    AddEvent,
+    Method::AddEvent,
+    "`scoreboard.add_event(name, password[, request_id])`."
+);
+
+/// `scoreboard.revoke_medal(team, medal, password[, request_id])`: a
+/// disqualification takes one medal back.
+#[derive(Clone, PartialEq)]
+pub struct RevokeMedal {
+    pub team: String,
+    pub medal: String,
+    pub password: String,
+    /// As [`IncrementMedal::request_id`].
+    pub request_id: Option<String>,
+}
+
+impl Call for RevokeMedal {
+    const METHOD: Method = Method::RevokeMedal;
+    fn from_params(params: &Params) -> Result<Self, Fault> {
+        params.expect_count(3, 4)?;
+        Ok(RevokeMedal {
+            team: text(params, 0, "team")?,
+            medal: text(params, 1, "medal")?,
+            password: text(params, 2, "password")?,
+            request_id: opt_text(params, 3, "request_id")?,
+        })
+    }
+    fn to_params(&self) -> Vec<Value> {
+        let mut p = vec![
+            self.team.as_str().into(),
+            self.medal.as_str().into(),
+            self.password.as_str().into(),
+        ];
+        p.extend(self.request_id.as_deref().map(Value::from));
+        p
+    }
+}
+
+redacted_debug!(RevokeMedal {
+    team,
+    medal,
+    request_id
+});
+
+/// `scoreboard.set_medals(team, gold, silver, bronze, password[, request_id])`:
+/// a correction sets the counts outright.
+#[derive(Clone, PartialEq)]
+pub struct SetMedals {
+    pub team: String,
+    pub gold: i64,
+    pub silver: i64,
+    pub bronze: i64,
+    pub password: String,
+    /// As [`IncrementMedal::request_id`].
+    pub request_id: Option<String>,
+}
+
+impl Call for SetMedals {
+    const METHOD: Method = Method::SetMedals;
+    fn from_params(params: &Params) -> Result<Self, Fault> {
+        params.expect_count(5, 6)?;
+        Ok(SetMedals {
+            team: text(params, 0, "team")?,
+            gold: params.arg(1, "gold")?,
+            silver: params.arg(2, "silver")?,
+            bronze: params.arg(3, "bronze")?,
+            password: text(params, 4, "password")?,
+            request_id: opt_text(params, 5, "request_id")?,
+        })
+    }
+    fn to_params(&self) -> Vec<Value> {
+        let mut p = vec![
+            self.team.as_str().into(),
+            Value::Int(self.gold),
+            Value::Int(self.silver),
+            Value::Int(self.bronze),
+            self.password.as_str().into(),
+        ];
+        p.extend(self.request_id.as_deref().map(Value::from));
+        p
+    }
+}
+
+redacted_debug!(SetMedals {
+    team,
+    gold,
+    silver,
+    bronze,
+    request_id
+});

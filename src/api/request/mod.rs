@@ -41,6 +41,10 @@ pub enum Request {
     Subscribe(Subscribe),
     Unsubscribe(Unsubscribe),
     History(History),
+    AddTeam(AddTeam),
+    AddEvent(AddEvent),
+    RevokeMedal(RevokeMedal),
+    SetMedals(SetMedals),
 }
 
 impl Request {
@@ -64,6 +68,10 @@ impl Request {
             Method::Subscribe => Request::Subscribe(Call::from_params(params)?),
             Method::Unsubscribe => Request::Unsubscribe(Call::from_params(params)?),
             Method::History => Request::History(Call::from_params(params)?),
+            Method::AddTeam => Request::AddTeam(Call::from_params(params)?),
+            Method::AddEvent => Request::AddEvent(Call::from_params(params)?),
+            Method::RevokeMedal => Request::RevokeMedal(Call::from_params(params)?),
+            Method::SetMedals => Request::SetMedals(Call::from_params(params)?),
         })
     }
 }
@@ -221,6 +229,30 @@ mod tests {
         round_trip(History {
             kind: HistoryKind::Score,
             name: "e".into(),
+        });
+        round_trip(AddTeam {
+            name: "Britons".into(),
+            password: "pw".into(),
+            request_id: Some("r".into()),
+        });
+        round_trip(AddEvent {
+            name: "Menhir Toss".into(),
+            password: "pw".into(),
+            request_id: None,
+        });
+        round_trip(RevokeMedal {
+            team: "Gaul".into(),
+            medal: "gold".into(),
+            password: "pw".into(),
+            request_id: None,
+        });
+        round_trip(SetMedals {
+            team: "Gaul".into(),
+            gold: 1,
+            silver: 0,
+            bronze: 2,
+            password: "pw".into(),
+            request_id: Some("r".into()),
         });
     }
 
