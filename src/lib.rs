@@ -40,6 +40,7 @@ pub mod db;
 pub mod election;
 pub mod feeder;
 pub mod frontend;
+pub mod push;
 pub mod rpc;
 pub mod scoreboard;
 pub mod secret;

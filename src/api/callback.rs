@@ -46,7 +46,10 @@ impl Callback {
                 text: text::tally(t),
                 time: change.timestamp,
             }),
-            Entry::TeamAdded(_) | Entry::EventAdded(_) => None,
+            Entry::TeamAdded(_)
+            | Entry::EventAdded(_)
+            | Entry::Subscribed(_)
+            | Entry::Unsubscribed { .. } => None,
         }
     }
 

@@ -399,6 +399,8 @@ impl WriteAck {
             Entry::Score(s) => ("score", s.to_value()),
             Entry::TeamAdded(name) => ("team", Value::from(name.as_str())),
             Entry::EventAdded(name) => ("event", Value::from(name.as_str())),
+            Entry::Subscribed(s) => ("subscription", s.to_value()),
+            Entry::Unsubscribed { url, .. } => ("unsubscribed", Value::from(url.as_str())),
         };
         Value::structure([
             ("version", Value::Int(self.version)),

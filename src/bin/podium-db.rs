@@ -29,6 +29,12 @@ struct Args {
     /// system's five teams and four events.
     #[arg(long)]
     roster: Option<PathBuf>,
+    /// Most push subscriptions in all.
+    #[arg(long, default_value_t = podium::db::DEFAULT_MAX_SUBSCRIPTIONS)]
+    max_subscriptions: usize,
+    /// Most push subscriptions of one subscriber address.
+    #[arg(long, default_value_t = podium::db::DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT)]
+    max_subscriptions_per_address: usize,
     /// This process's uid in the election group.
     #[arg(long, default_value_t = 0)]
     uid: u32,
@@ -69,6 +75,8 @@ fn main() -> anyhow::Result<()> {
         server: args.server.to_config()?,
         clock,
         vclock,
+        max_subscriptions: args.max_subscriptions,
+        max_subscriptions_per_client: args.max_subscriptions_per_address,
     };
     let runtime = cli::runtime(args.server.workers).context("starting the runtime")?;
     runtime.block_on(async {

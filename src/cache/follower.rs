@@ -51,7 +51,7 @@ impl Feed for DbClient {
         after: i64,
         wait_ms: i64,
     ) -> impl Future<Output = Result<ChangeBatch, Fault>> + Send {
-        DbClient::changes(self, after, wait_ms)
+        DbClient::changes(self, after, wait_ms, None)
     }
 }
 
@@ -236,6 +236,7 @@ mod tests {
                 latest,
                 changes,
                 reset: false,
+                view: None,
             }
         }
     }

@@ -104,7 +104,7 @@ impl Cache {
             Entry::Tally(_) => &[key.as_str(), TABLE_KEY],
             Entry::Score(_) => &[key.as_str()],
             Entry::TeamAdded(_) => &[TABLE_KEY],
-            Entry::EventAdded(_) => &[],
+            Entry::EventAdded(_) | Entry::Subscribed(_) | Entry::Unsubscribed { .. } => &[],
         };
         {
             let mut changed = self.changed.lock().unwrap_or_else(|p| p.into_inner());

@@ -7,21 +7,42 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use super::members::MEMBER_WAIT_MS;
 use super::methods::submit;
 use super::wire::{ChangeBatch, MAX_CHANGES_PER_REPLY};
 use super::writer::Job;
 use super::{unavailable, Db};
+use crate::push::report::MemberReport;
 use crate::rpc::Fault;
 
-pub(super) async fn changes(db: &Db, after: i64, wait_ms: i64) -> Result<ChangeBatch, Fault> {
+/// Changes after `after`, held up to `wait_ms` for one. A poll from a
+/// member (with its report) keeps it alive in the db's eyes while it is
+/// open, is held at most [`MEMBER_WAIT_MS`], and also wakes when the view
+/// of push owners changes.
+pub(super) async fn changes(
+    db: &Db,
+    after: i64,
+    wait_ms: i64,
+    member: Option<MemberReport>,
+) -> Result<ChangeBatch, Fault> {
+    let _open = member.map(|report| db.members.poll(report));
+    let wait_ms = if _open.is_some() {
+        wait_ms.min(MEMBER_WAIT_MS)
+    } else {
+        wait_ms
+    };
     if wait_ms > 0 {
-        let mut rx = db.state.latest_tx.subscribe();
-        let wait = Duration::from_millis(wait_ms as u64);
+        let mut latest = db.state.latest_tx.subscribe();
+        let mut view = db.members.watch();
+        view.mark_unchanged();
+        let wait = Duration::from_millis(wait_ms.unsigned_abs());
         tokio::select! {
-            _ = tokio::time::timeout(wait, rx.wait_for(|latest| *latest != after)) => {}
+            _ = tokio::time::timeout(wait, latest.wait_for(|latest| *latest != after)) => {}
+            _ = view.changed() => {}
             _ = db.shutdown.triggered() => {}
         }
     }
+    let view = db.members.view();
     let epoch = db.state.epoch.clone();
     let from_memory = {
         let inner = db.state.read();
@@ -32,6 +53,7 @@ pub(super) async fn changes(db: &Db, after: i64, wait_ms: i64) -> Result<ChangeB
                 latest,
                 changes: Vec::new(),
                 reset: true,
+                view,
             });
         }
         match inner.recent.front() {
@@ -64,5 +86,6 @@ pub(super) async fn changes(db: &Db, after: i64, wait_ms: i64) -> Result<ChangeB
         latest,
         changes,
         reset: false,
+        view,
     })
 }

@@ -12,7 +12,10 @@ use super::writer::Job;
 use super::{unavailable, Db};
 use crate::api::faults;
 use crate::cluster::{add_internal, MAX_REQUEST_ID_BYTES};
+use crate::election::config::MAX_UID;
+use crate::push::report::MemberReport;
 use crate::rpc::{Fault, Methods, Params, Value};
+use crate::scoreboard::subscription::Subscription;
 use crate::scoreboard::{check_score, clip, Medal, Score, Tally};
 use crate::store::{Change, StoreError, WriteOp, WriteRequest};
 
@@ -208,13 +211,95 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         &["struct", "int", "int"],
         "Changes after a version, waiting up to wait_ms (at most 30000) for one.",
         |db, p| async move {
-            p.expect_count(1, 2)?;
+            p.expect_count(1, 3)?;
             let after: i64 = p.arg(0, "after")?;
             let wait_ms = p
                 .opt_arg::<i64>(1, "wait_ms")?
                 .unwrap_or(0)
                 .clamp(0, MAX_WAIT_MS);
-            changes(&db, after, wait_ms).await.map(|b| b.to_value())
+            let member = p
+                .opt_arg::<&Value>(2, "member")?
+                .map(MemberReport::from_value)
+                .transpose()?
+                .filter(|m| m.uid <= MAX_UID);
+            changes(&db, after, wait_ms, member)
+                .await
+                .map(|b| b.to_value())
+        },
+    );
+    add_internal(
+        &mut m,
+        &db,
+        wire::SUBSCRIBE,
+        &["struct", "struct"],
+        "Makes or renews a push subscription (one per callback URL).",
+        |db, p| async move {
+            p.expect_count(1, 1)?;
+            let subscription = Subscription::from_value(p.arg(0, "subscription")?)?;
+            let op = WriteOp::Subscribe {
+                subscription,
+                max_total: db.max_subscriptions,
+                max_per_client: db.max_subscriptions_per_client,
+            };
+            write(&db, None, op).await
+        },
+    );
+    add_internal(
+        &mut m,
+        &db,
+        wire::UNSUBSCRIBE,
+        &["boolean", "string", "string"],
+        "Ends a push subscription: (url, reason); false if there was none.",
+        |db, p| async move {
+            p.expect_count(2, 2)?;
+            let url: &str = p.arg(0, "url")?;
+            if !db.state.read().subscriptions.contains_key(url) {
+                return Ok(Value::Bool(false));
+            }
+            let op = WriteOp::Unsubscribe {
+                url: url.to_owned(),
+                reason: crate::scoreboard::clip(p.arg(1, "reason")?),
+            };
+            match write(&db, None, op).await {
+                Ok(_) => Ok(Value::Bool(true)),
+                // Ended meanwhile (its lease ran out, say).
+                Err(f) if f.code == faults::INVALID_VALUE => Ok(Value::Bool(false)),
+                Err(f) => Err(f),
+            }
+        },
+    );
+    add_internal(
+        &mut m,
+        &db,
+        wire::SUBSCRIPTIONS,
+        &["array"],
+        "Every push subscription, with the version that made or renewed it.",
+        |db, p| async move {
+            p.expect_count(0, 0)?;
+            let inner = db.state.read();
+            Ok(Value::Array(
+                inner
+                    .subscriptions
+                    .values()
+                    .map(|(s, version)| {
+                        Value::structure([
+                            ("subscription", s.to_value()),
+                            ("version", Value::Int(*version)),
+                        ])
+                    })
+                    .collect(),
+            ))
+        },
+    );
+    add_internal(
+        &mut m,
+        &db,
+        wire::PUSH_PROGRESS,
+        &["struct"],
+        "The push owners' view history and every member's last delivery report.",
+        |db, p| async move {
+            p.expect_count(0, 0)?;
+            Ok(db.members.progress().to_value())
         },
     );
     add_internal(
@@ -300,6 +385,7 @@ fn store_fault(e: StoreError) -> Fault {
             format!("unknown event {:?}", clip(&name)),
         ),
         StoreError::Refused(why) => faults::invalid_value(why),
+        StoreError::Full(why) => faults::unavailable(why),
         other => Fault::internal(format!("write failed: {other}")),
     }
 }

@@ -10,8 +10,10 @@
 //! - [`wire`]: the shapes of the db's calls, for both sides.
 
 mod feed;
+mod members;
 mod methods;
 mod state;
+mod sweeper;
 pub mod wire;
 mod writer;
 
@@ -30,15 +32,23 @@ use crate::rpc::Fault;
 use crate::rpc::{Methods, ServerConfig};
 use crate::scoreboard::Roster;
 use crate::secret::Secret;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, Tasks};
 use crate::store::{SqliteStore, Store, StoreError};
+use members::Members;
 use state::{State, RECENT_CHANGES};
+use std::time::Duration;
 use writer::Job;
 
 /// Default port, as the old DatabaseServer.
 pub const DEFAULT_PORT: u16 = 8000;
 /// Default database file.
 pub const DEFAULT_DB_FILE: &str = "scores.db";
+/// Default of [`DbConfig::max_subscriptions`]: what one front-end pushes to
+/// comfortably (the benchmark's 10,000), with room.
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 20_000;
+/// Default of [`DbConfig::max_subscriptions_per_client`]: a room full of
+/// screens behind one address, but not a table full of one attacker's.
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT: usize = 100;
 
 /// Everything `podium-db` needs to run.
 #[derive(Debug, Clone)]
@@ -57,6 +67,11 @@ pub struct DbConfig {
     pub clock: ClusterClock,
     /// This process's vector clock; stored with every update.
     pub vclock: SharedClock,
+    /// Most push subscriptions in all. Default [`DEFAULT_MAX_SUBSCRIPTIONS`].
+    pub max_subscriptions: usize,
+    /// Most push subscriptions of one subscriber address. Default
+    /// [`DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT`].
+    pub max_subscriptions_per_client: usize,
 }
 
 /// A running db: state, writer and secret, shared by all handlers.
@@ -69,6 +84,11 @@ struct Db {
     /// Triggered at shutdown; long polls then answer at once instead of
     /// holding the graceful shutdown for their whole wait.
     shutdown: Shutdown,
+    /// The front-ends following the feed, and who of them pushes.
+    members: Members,
+    /// Most subscriptions in all, and per subscriber address.
+    max_subscriptions: usize,
+    max_subscriptions_per_client: usize,
 }
 
 /// An opened database, ready to serve.
@@ -132,6 +152,9 @@ impl DbServer {
                 clock: config.clock,
                 vclock: config.vclock.clone(),
                 shutdown,
+                members: Members::new(),
+                max_subscriptions: config.max_subscriptions,
+                max_subscriptions_per_client: config.max_subscriptions_per_client,
             }),
             writer_thread,
             server: config.server,
@@ -155,10 +178,22 @@ impl DbServer {
             server,
         } = self;
         let shutdown = db.shutdown.clone();
+        let tasks = Tasks::new(shutdown.clone());
+        let members = db.members.clone();
+        tasks.spawn_until_shutdown(async move {
+            let mut ticker = tokio::time::interval(Duration::from_millis(members::SWEEP_MS));
+            loop {
+                ticker.tick().await;
+                members.sweep();
+            }
+        });
+        tasks.spawn_until_shutdown(sweeper::end_expired_subscriptions(db.clone()));
         let envelope = Envelope::new(methods, Some(db.secret.clone()), Some(db.vclock.clone()));
         drop(db);
         let grace = server.shutdown_grace;
         let result = crate::rpc::serve(listener, envelope, server, shutdown.triggered()).await;
+        // The sweepers hold the writer's channel too.
+        tasks.stop(grace).await;
         // The method table held the last handles on the writer's channel; now
         // that it is gone the writer drains its queue and exits.
         let join = tokio::task::spawn_blocking(move || {

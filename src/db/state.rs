@@ -8,6 +8,7 @@ use std::sync::RwLock;
 
 use tokio::sync::watch;
 
+use crate::scoreboard::subscription::Subscription;
 use crate::scoreboard::{Roster, Score, Tally};
 use crate::store::{Change, Entry, Snapshot};
 
@@ -28,6 +29,9 @@ pub(crate) struct Inner {
     pub(crate) roster: Roster,
     pub(crate) tallies: HashMap<String, Tally>,
     pub(crate) scores: HashMap<String, Score>,
+    /// Every push subscription by URL, with the version of the change that
+    /// made or last renewed it.
+    pub(crate) subscriptions: HashMap<String, (Subscription, i64)>,
     /// A contiguous run of the newest changes, ending at `latest`.
     pub(crate) recent: VecDeque<Change>,
     pub(crate) latest: i64,
@@ -51,6 +55,11 @@ impl State {
                     .scores
                     .into_iter()
                     .map(|s| (s.event.to_lowercase(), s))
+                    .collect(),
+                subscriptions: snapshot
+                    .subscriptions
+                    .into_iter()
+                    .map(|(s, version)| (s.url.clone(), (s, version)))
                     .collect(),
                 recent: recent.into(),
                 latest: snapshot.latest_version,
@@ -84,6 +93,14 @@ impl State {
                                 updated: change.timestamp,
                             },
                         );
+                    }
+                    Entry::Subscribed(s) => {
+                        inner
+                            .subscriptions
+                            .insert(s.url.clone(), (s.clone(), change.version));
+                    }
+                    Entry::Unsubscribed { url, .. } => {
+                        inner.subscriptions.remove(url);
                     }
                     Entry::EventAdded(name) => {
                         inner.roster.events.push(name.clone());

@@ -2,8 +2,10 @@
 //! shapes of their replies, and [`DbClient`], the typed client front-ends use.
 
 use crate::api::faults;
+use crate::push::report::{MemberReport, Progress, View};
 use crate::rpc::Fault;
 use crate::rpc::{Client, ClientError, Value};
+use crate::scoreboard::subscription::Subscription;
 use crate::scoreboard::{get_int, get_str, Medal, Roster, Score, Tally};
 use crate::store::{Change, Entry};
 
@@ -24,6 +26,10 @@ pub const ADD_TEAM: &str = "db.add_team";
 pub const ADD_EVENT: &str = "db.add_event";
 pub const CHANGES: &str = "db.changes";
 pub const HISTORY: &str = "db.history";
+pub const SUBSCRIBE: &str = "db.subscribe";
+pub const UNSUBSCRIBE: &str = "db.unsubscribe";
+pub const SUBSCRIPTIONS: &str = "db.subscriptions";
+pub const PUSH_PROGRESS: &str = "db.push_progress";
 
 impl Change {
     pub fn to_value(&self) -> Value {
@@ -33,6 +39,11 @@ impl Change {
             Entry::TeamAdded(name) | Entry::EventAdded(name) => {
                 Value::structure([("name", Value::from(name.as_str()))])
             }
+            Entry::Subscribed(s) => s.to_value(),
+            Entry::Unsubscribed { url, reason } => Value::structure([
+                ("url", Value::from(url.as_str())),
+                ("reason", Value::from(reason.as_str())),
+            ]),
         };
         Value::structure([
             ("version", Value::Int(self.version)),
@@ -74,6 +85,16 @@ impl Change {
                     Entry::EventAdded(name)
                 }
             }
+            "subscribed" => Entry::Subscribed(Subscription::from_value(entry_value)?),
+            "unsubscribed" => {
+                let e = entry_value
+                    .as_struct()
+                    .ok_or_else(|| Fault::internal("unsubscription is not a struct"))?;
+                Entry::Unsubscribed {
+                    url: get_str(e, "url")?,
+                    reason: get_str(e, "reason")?,
+                }
+            }
             other => return Err(Fault::internal(format!("unknown change kind {other:?}"))),
         };
         let vclock = s
@@ -107,6 +128,9 @@ pub struct ChangeBatch {
     /// True when the db cannot tell what changed since the version asked for
     /// (it is from the future, or older than the log): drop everything.
     pub reset: bool,
+    /// The push owners now; `None` while the db is still waiting, after its
+    /// start, for every member to poll (members then keep what they had).
+    pub view: Option<View>,
 }
 
 impl ChangeBatch {
@@ -119,6 +143,10 @@ impl ChangeBatch {
                 Value::Array(self.changes.iter().map(Change::to_value).collect()),
             ),
             ("reset", Value::Bool(self.reset)),
+            (
+                "view",
+                self.view.as_ref().map_or(Value::Nil, View::to_value),
+            ),
         ])
     }
 
@@ -140,6 +168,10 @@ impl ChangeBatch {
             latest: get_int(s, "latest")?,
             changes,
             reset: matches!(s.get("reset"), Some(Value::Bool(true))),
+            view: match s.get("view") {
+                None | Some(Value::Nil) => None,
+                Some(v) => Some(View::from_value(v)?),
+            },
         })
     }
 }
@@ -334,12 +366,67 @@ impl DbClient {
         )
     }
 
-    /// Changes after `after`, waiting up to `wait_ms` for one to happen.
+    /// Changes after `after`, waiting up to `wait_ms` for one to happen;
+    /// a member says how it stands with `report`.
     ///
     /// # Errors
     /// As [`db_fault`].
-    pub async fn changes(&self, after: i64, wait_ms: i64) -> Result<ChangeBatch, Fault> {
-        ChangeBatch::from_value(&self.call(CHANGES, &[after.into(), wait_ms.into()]).await?)
+    pub async fn changes(
+        &self,
+        after: i64,
+        wait_ms: i64,
+        report: Option<&MemberReport>,
+    ) -> Result<ChangeBatch, Fault> {
+        let mut params = vec![after.into(), wait_ms.into()];
+        params.extend(report.map(MemberReport::to_value));
+        ChangeBatch::from_value(&self.call(CHANGES, &params).await?)
+    }
+
+    /// Makes or renews a subscription.
+    ///
+    /// # Errors
+    /// As [`db_fault`]; a full cluster or address is `UNAVAILABLE`... see the db.
+    pub async fn subscribe(&self, subscription: &Subscription) -> Result<WriteReply, Fault> {
+        WriteReply::from_value(&self.call(SUBSCRIBE, &[subscription.to_value()]).await?)
+    }
+
+    /// Ends a subscription; `Ok(false)` when there was none.
+    ///
+    /// # Errors
+    /// As [`db_fault`].
+    pub async fn unsubscribe(&self, url: &str, reason: &str) -> Result<bool, Fault> {
+        let v = self.call(UNSUBSCRIBE, &[url.into(), reason.into()]).await?;
+        Ok(matches!(v, Value::Bool(true)))
+    }
+
+    /// Every subscription, with the version that made or renewed it.
+    ///
+    /// # Errors
+    /// As [`db_fault`].
+    pub async fn subscriptions(&self) -> Result<Vec<(Subscription, i64)>, Fault> {
+        let v = self.call(SUBSCRIPTIONS, &[]).await?;
+        v.as_array()
+            .ok_or_else(|| Fault::internal("subscriptions reply is not an array"))?
+            .iter()
+            .map(|row| {
+                let s = row
+                    .as_struct()
+                    .ok_or_else(|| Fault::internal("a subscription row is not a struct"))?;
+                let sub = Subscription::from_value(
+                    s.get("subscription")
+                        .ok_or_else(|| Fault::internal("a row lacks its subscription"))?,
+                )?;
+                Ok((sub, get_int(s, "version")?))
+            })
+            .collect()
+    }
+
+    /// What a new push owner needs to resume.
+    ///
+    /// # Errors
+    /// As [`db_fault`].
+    pub async fn push_progress(&self) -> Result<Progress, Fault> {
+        Progress::from_value(&self.call(PUSH_PROGRESS, &[]).await?)
     }
 
     /// # Errors

@@ -187,7 +187,7 @@ impl PushHub {
         let (is_score, name) = match &change.entry {
             Entry::Score(s) => (true, s.event.to_lowercase()),
             Entry::Tally(t) => (false, t.team.to_lowercase()),
-            Entry::TeamAdded(_) | Entry::EventAdded(_) => return,
+            _ => return,
         };
         let Some(callback) = Callback::of_change(change) else {
             return;

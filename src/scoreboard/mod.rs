@@ -4,6 +4,7 @@
 
 pub mod rank;
 pub mod roster;
+pub mod subscription;
 pub mod text;
 
 pub use rank::rank;

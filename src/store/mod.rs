@@ -5,6 +5,7 @@ mod sqlite;
 
 pub use sqlite::SqliteStore;
 
+use crate::scoreboard::subscription::Subscription;
 use crate::scoreboard::{Medal, Roster, Score, Tally};
 
 /// Why storage failed.
@@ -20,6 +21,9 @@ pub enum StoreError {
     /// there, adding a name that is taken): nothing was changed.
     #[error("{0}")]
     Refused(String),
+    /// A cap was reached (subscriptions in all, or of one address).
+    #[error("{0}")]
+    Full(String),
 }
 
 /// A write, with names already resolved to the roster's display names.
@@ -53,6 +57,19 @@ pub enum WriteOp {
     AddEvent {
         name: String,
     },
+    /// Makes or renews the subscription of its URL. Refused beyond
+    /// `max_total` subscriptions, or `max_per_client` of its client's.
+    Subscribe {
+        subscription: Subscription,
+        max_total: usize,
+        max_per_client: usize,
+    },
+    /// Ends the subscription of `url`, for `reason`; refused when there is
+    /// none.
+    Unsubscribe {
+        url: String,
+        reason: String,
+    },
 }
 
 /// A write as the store receives it.
@@ -77,6 +94,13 @@ pub enum Entry {
     TeamAdded(String),
     /// An event joined the roster (display name).
     EventAdded(String),
+    /// A push subscription was made or renewed.
+    Subscribed(Subscription),
+    /// A push subscription ended (asked, expired, or its tablet unreachable).
+    Unsubscribed {
+        url: String,
+        reason: String,
+    },
 }
 
 impl Entry {
@@ -87,6 +111,8 @@ impl Entry {
             Entry::Score(s) => crate::scoreboard::score_key(&s.event),
             Entry::TeamAdded(name) => format!("team:{}", name.to_lowercase()),
             Entry::EventAdded(name) => format!("event:{}", name.to_lowercase()),
+            Entry::Subscribed(s) => format!("sub:{}", s.url),
+            Entry::Unsubscribed { url, .. } => format!("sub:{url}"),
         }
     }
 
@@ -97,6 +123,8 @@ impl Entry {
             Entry::Score(_) => "score",
             Entry::TeamAdded(_) => "team",
             Entry::EventAdded(_) => "event",
+            Entry::Subscribed(_) => "subscribed",
+            Entry::Unsubscribed { .. } => "unsubscribed",
         }
     }
 }
@@ -125,6 +153,10 @@ pub struct Snapshot {
     pub roster: Roster,
     pub tallies: Vec<Tally>,
     pub scores: Vec<Score>,
+    /// Every push subscription, whatever its lease (expired ones are ended
+    /// by the db's sweeper, through the log), with the version of the
+    /// change that made or last renewed it.
+    pub subscriptions: Vec<(Subscription, i64)>,
     pub latest_version: i64,
 }
 

@@ -3,6 +3,7 @@
 
 use rusqlite::{params, OptionalExtension as _, Transaction};
 
+use crate::scoreboard::subscription::Subscription;
 use crate::scoreboard::{Medal, Score, Tally};
 use crate::store::{Entry, StoreError, WriteOp};
 
@@ -125,7 +126,77 @@ pub fn apply(
                 Entry::EventAdded(name.clone()),
             ))
         }
+        WriteOp::Subscribe {
+            subscription,
+            max_total,
+            max_per_client,
+        } => subscribe(tx, subscription, *max_total, *max_per_client, version),
+        WriteOp::Unsubscribe { url, reason } => {
+            let removed = tx
+                .prepare_cached("DELETE FROM subscriptions WHERE url = ?1")?
+                .execute([url])?;
+            if removed == 0 {
+                return Err(StoreError::Refused(format!("no subscription for {url}")));
+            }
+            Ok(Logged {
+                kind: "unsubscribed",
+                name: url.clone(),
+                value: reason.clone(),
+                entry: Entry::Unsubscribed {
+                    url: url.clone(),
+                    reason: reason.clone(),
+                },
+            })
+        }
     }
+}
+
+/// Makes or renews a subscription, within the caps (a renewal is never
+/// refused: it takes no new place).
+fn subscribe(
+    tx: &Transaction<'_>,
+    subscription: &Subscription,
+    max_total: usize,
+    max_per_client: usize,
+    version: i64,
+) -> Result<Logged, StoreError> {
+    let (total, of_client, exists): (i64, i64, bool) = tx
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(client = ?1), 0), COALESCE(SUM(url = ?2), 0) > 0
+             FROM subscriptions",
+        )?
+        .query_row(params![subscription.client, subscription.url], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    let over = |n: i64, cap: usize| usize::try_from(n).map_or(true, |n| n >= cap);
+    if !exists && over(total, max_total) {
+        return Err(StoreError::Full(format!(
+            "the cluster holds {max_total} subscriptions, its most"
+        )));
+    }
+    if !exists && over(of_client, max_per_client) {
+        return Err(StoreError::Full(format!(
+            "{} holds {max_per_client} subscriptions, the most one address may",
+            subscription.client
+        )));
+    }
+    let value = subscription.to_json();
+    tx.prepare_cached(
+        "INSERT INTO subscriptions(url, client, value, version) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(url) DO UPDATE SET client = ?2, value = ?3, version = ?4",
+    )?
+    .execute(params![
+        subscription.url,
+        subscription.client,
+        value,
+        version
+    ])?;
+    Ok(Logged {
+        kind: "subscribed",
+        name: subscription.url.clone(),
+        value,
+        entry: Entry::Subscribed(subscription.clone()),
+    })
 }
 
 fn column(medal: Medal) -> &'static str {

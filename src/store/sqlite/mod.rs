@@ -10,6 +10,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension as _, Row};
 
 use super::{Change, Committed, Entry, Snapshot, Store, StoreError, WriteRequest};
+use crate::scoreboard::subscription::Subscription;
 use crate::scoreboard::{Roster, Score, Tally};
 
 /// A SQLite database file holding the roster, current values and update log.
@@ -119,6 +120,14 @@ fn change_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Change, StoreError>
             }),
             "team" => Entry::TeamAdded(name),
             "event" => Entry::EventAdded(name),
+            "subscribed" => Entry::Subscribed(
+                Subscription::from_json(&value)
+                    .map_err(|e| StoreError::Corrupt(format!("subscription {value:?}: {e}")))?,
+            ),
+            "unsubscribed" => Entry::Unsubscribed {
+                url: name,
+                reason: value,
+            },
             other => return Err(StoreError::Corrupt(format!("update of kind {other:?}"))),
         };
         Ok(Change {
@@ -182,10 +191,23 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<Result<_, _>>()?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT value, version FROM subscriptions ORDER BY version")?;
+        let subscriptions = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            .map(|row| {
+                let (text, version) = row?;
+                Subscription::from_json(&text)
+                    .map(|s| (s, version))
+                    .map_err(|e| StoreError::Corrupt(format!("subscription {text:?}: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Snapshot {
             roster,
             tallies,
             scores,
+            subscriptions,
             latest_version: self.latest_version,
         })
     }
@@ -467,5 +489,87 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(version, schema::SCHEMA_VERSION);
+    }
+
+    fn sub(url: &str, client: &str) -> Subscription {
+        Subscription {
+            url: url.into(),
+            events: vec!["stone curling".into()],
+            teams: vec![],
+            expires: 2e9,
+            client: client.into(),
+            style: crate::scoreboard::subscription::Style::Old,
+        }
+    }
+
+    fn subscribe(s: &Subscription) -> WriteOp {
+        WriteOp::Subscribe {
+            subscription: s.clone(),
+            max_total: 3,
+            max_per_client: 2,
+        }
+    }
+
+    #[test]
+    fn subscriptions_are_one_per_url_within_caps_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut s = SqliteStore::open(&path, &Roster::default_roster()).unwrap();
+        let a1 = sub("http://10.0.0.1:1/", "10.0.0.1");
+        let a2 = sub("http://10.0.0.1:2/", "10.0.0.1");
+        s.commit(&[write(subscribe(&a1), None), write(subscribe(&a2), None)])
+            .unwrap();
+        // A renewal takes no new place, even at the cap.
+        s.commit(&[write(subscribe(&a1), None)]).unwrap();
+        let a3 = sub("http://10.0.0.1:3/", "10.0.0.1");
+        let full = s.commit(&[write(subscribe(&a3), None)]).unwrap_err();
+        assert!(matches!(full, StoreError::Full(_)), "{full}");
+        s.commit(&[write(
+            subscribe(&sub("http://10.0.0.2:1/", "10.0.0.2")),
+            None,
+        )])
+        .unwrap();
+        let all_full = s
+            .commit(&[write(
+                subscribe(&sub("http://10.0.0.3:1/", "10.0.0.3")),
+                None,
+            )])
+            .unwrap_err();
+        assert!(matches!(all_full, StoreError::Full(_)), "{all_full}");
+        let gone = WriteOp::Unsubscribe {
+            url: a2.url.clone(),
+            reason: "unsubscribed".into(),
+        };
+        s.commit(&[write(gone.clone(), None)]).unwrap();
+        assert!(matches!(
+            s.commit(&[write(gone, None)]),
+            Err(StoreError::Refused(_))
+        ));
+        drop(s);
+        let s = SqliteStore::open(&path, &Roster::default_roster()).unwrap();
+        let kept: Vec<String> = s
+            .snapshot()
+            .unwrap()
+            .subscriptions
+            .into_iter()
+            .map(|(s, _)| s.url)
+            .collect();
+        assert_eq!(kept, ["http://10.0.0.1:1/", "http://10.0.0.2:1/"]);
+        let kinds: Vec<&str> = s
+            .changes_after(0, 100)
+            .unwrap()
+            .iter()
+            .map(|c| c.entry.kind())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "subscribed",
+                "subscribed",
+                "subscribed",
+                "subscribed",
+                "unsubscribed"
+            ]
+        );
     }
 }

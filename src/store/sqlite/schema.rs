@@ -9,8 +9,9 @@ use crate::store::StoreError;
 /// The schema this build writes.
 ///
 /// - 0: the first schema (its update log took tallies and scores only);
-/// - 1: the update log takes every kind of change (roster changes too).
-pub const SCHEMA_VERSION: i64 = 1;
+/// - 1: the update log takes every kind of change (roster changes too);
+/// - 2: push subscriptions are kept (cluster state, in the log too).
+pub const SCHEMA_VERSION: i64 = 2;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS teams (name TEXT PRIMARY KEY COLLATE NOCASE);
@@ -29,6 +30,15 @@ CREATE TABLE IF NOT EXISTS scores (
     version INTEGER NOT NULL DEFAULT 0,
     updated REAL NOT NULL DEFAULT 0
 );
+-- Push subscriptions, one per callback URL; `value` is the subscription as
+-- the update log holds it (JSON), `client` is copied out for the caps.
+CREATE TABLE IF NOT EXISTS subscriptions (
+    url TEXT PRIMARY KEY,
+    client TEXT NOT NULL,
+    value TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS subscriptions_by_client ON subscriptions(client);
 ";
 
 /// The update log: one row per acknowledged write, in version order.

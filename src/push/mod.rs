@@ -1,0 +1,11 @@
+//! Push as one cluster: subscriptions are cluster state (writes to the db,
+//! in its update log, so every front-end knows every one), exactly one live
+//! front-end pushes to a given tablet, and another takes over, from where
+//! the first stopped, when it dies.
+//!
+//! - [`ownership`]: who pushes to which tablet, and where a new owner
+//!   resumes (pure);
+//! - [`report`]: what members and the db tell each other about it;
+
+pub mod ownership;
+pub mod report;
