@@ -8,7 +8,9 @@
 //! ```
 //!
 //! The second argument is the change's cluster time, seconds since the
-//! epoch, as a double.
+//! epoch, as a double. Subscribers of `scoreboard.subscribe` also get the
+//! change's version as a third argument, so a push that arrives twice (when
+//! a front-end died with it in flight) can be dropped.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,11 +28,20 @@ pub const TALLY_CALLBACK: &str = "print_medal_tally_for_team";
 /// What a callback carries.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Callback {
-    /// `print_score_for_event(text, time)`: `text` is `"Event: score"`.
-    Score { text: String, time: f64 },
-    /// `print_medal_tally_for_team(text, time)`: `text` is the tally's old
-    /// text format.
-    Tally { text: String, time: f64 },
+    /// `print_score_for_event(text, time[, version])`: `text` is
+    /// `"Event: score"`.
+    Score {
+        text: String,
+        time: f64,
+        version: Option<i64>,
+    },
+    /// `print_medal_tally_for_team(text, time[, version])`: `text` is the
+    /// tally's old text format.
+    Tally {
+        text: String,
+        time: f64,
+        version: Option<i64>,
+    },
 }
 
 impl Callback {
@@ -41,10 +52,12 @@ impl Callback {
             Entry::Score(s) => Some(Callback::Score {
                 text: text::score_push(s),
                 time: change.timestamp,
+                version: None,
             }),
             Entry::Tally(t) => Some(Callback::Tally {
                 text: text::tally(t),
                 time: change.timestamp,
+                version: None,
             }),
             Entry::TeamAdded(_)
             | Entry::EventAdded(_)
@@ -61,10 +74,34 @@ impl Callback {
         }
     }
 
+    /// The same callback, carrying `version` (for new-style subscribers).
+    pub fn with_version(mut self, v: i64) -> Callback {
+        let (Callback::Score { version, .. } | Callback::Tally { version, .. }) = &mut self;
+        *version = Some(v);
+        self
+    }
+
+    /// The change's version, when the callback carries it.
+    pub fn version(&self) -> Option<i64> {
+        let (Callback::Score { version, .. } | Callback::Tally { version, .. }) = self;
+        *version
+    }
+
     /// The call's arguments.
     pub fn to_params(&self) -> Vec<Value> {
-        let (Callback::Score { text, time } | Callback::Tally { text, time }) = self;
-        vec![Value::from(text.as_str()), Value::Double(*time)]
+        let (Callback::Score {
+            text,
+            time,
+            version,
+        }
+        | Callback::Tally {
+            text,
+            time,
+            version,
+        }) = self;
+        let mut params = vec![Value::from(text.as_str()), Value::Double(*time)];
+        params.extend(version.map(Value::Int));
+        params
     }
 
     /// The whole call, encoded once for every tablet that gets it.
@@ -81,12 +118,21 @@ impl Callback {
     /// # Errors
     /// An unknown method, or arguments of the wrong type.
     pub fn from_call(method: &str, params: &Params) -> Result<Callback, Fault> {
-        params.expect_count(1, 2)?;
+        params.expect_count(1, 3)?;
         let text = params.arg::<&str>(0, "text")?.to_owned();
         let time = params.opt_arg::<f64>(1, "time_of_update")?.unwrap_or(0.0);
+        let version = params.opt_arg::<i64>(2, "version")?;
         match method {
-            SCORE_CALLBACK => Ok(Callback::Score { text, time }),
-            TALLY_CALLBACK => Ok(Callback::Tally { text, time }),
+            SCORE_CALLBACK => Ok(Callback::Score {
+                text,
+                time,
+                version,
+            }),
+            TALLY_CALLBACK => Ok(Callback::Tally {
+                text,
+                time,
+                version,
+            }),
             other => Err(Fault::method_not_found(other)),
         }
     }
@@ -104,7 +150,11 @@ where
         let receive = receive.clone();
         methods.add_overloaded(
             method,
-            &[&["boolean", "string", "double"], &["boolean", "string"]],
+            &[
+                &["boolean", "string", "double", "int"],
+                &["boolean", "string", "double"],
+                &["boolean", "string"],
+            ],
             "Callback: shows a pushed update.",
             move |params, _| {
                 let receive = receive.clone();
@@ -142,7 +192,8 @@ mod tests {
             cb,
             Callback::Score {
                 text: "Stone Curling: 3-1".into(),
-                time: 12.5
+                time: 12.5,
+                version: None,
             }
         );
         let body = cb.encode().unwrap();
@@ -156,5 +207,11 @@ mod tests {
             Ok(Callback::Tally { time, .. }) if time == 0.0
         ));
         assert!(Callback::from_call("print_other", &untimed).is_err());
+        // New-style subscribers get the version too.
+        let versioned = cb.clone().with_version(4);
+        let call = codec::parse_call(&versioned.encode().unwrap(), Default::default()).unwrap();
+        assert_eq!(call.params.len(), 3);
+        let back = Callback::from_call(&call.method, &Params::new(call.params)).unwrap();
+        assert_eq!(back.version(), Some(4));
     }
 }

@@ -134,7 +134,8 @@ impl Frontends {
         is_write: bool,
     ) -> Result<Bytes, Fault> {
         let request_id = is_write.then(|| cluster::request_id(ctx, None, "lb"));
-        let headers = cluster::forward_headers(ctx.peer.map(|p| p.ip()), request_id.as_deref());
+        let headers =
+            cluster::forward_headers(ctx.peer.map(|p| p.ip()), request_id.as_deref(), ctx.local);
         let mut tried = Vec::with_capacity(self.backends.len());
         let mut last_error = None;
         while let Some(i) = self.pick(&tried) {

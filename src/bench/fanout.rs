@@ -455,6 +455,7 @@ mod tests {
         Callback::Score {
             text: format!("Stone Curling: {text}"),
             time: 0.0,
+            version: None,
         }
     }
 
@@ -475,6 +476,7 @@ mod tests {
         let tally = Callback::Tally {
             text: "Team Gaul has:\n".into(),
             time: 0.0,
+            version: None,
         };
         arrivals.receive(1, &tally, t0);
         let counts: Vec<_> = arrivals

@@ -56,6 +56,10 @@ struct Args {
     /// File holding the feeder password; else $PODIUM_FEEDER_PASSWORD.
     #[arg(long)]
     password_file: Option<PathBuf>,
+    /// A range push callbacks may point into even when it is not the
+    /// subscriber's own address (CIDR, e.g. 10.0.0.0/8); repeat for more.
+    #[arg(long = "push-allow")]
+    push_allow: Vec<ipnet::IpNet>,
     #[command(flatten)]
     election: ElectionArgs,
     #[command(flatten)]
@@ -96,7 +100,13 @@ fn main() -> anyhow::Result<()> {
             vclock.clone(),
         )
         .context("election settings")?;
+    let cluster_urls = std::iter::once(db_url.clone())
+        .chain(election.peers.values().cloned())
+        .collect();
     let config = FrontendConfig {
+        uid: args.uid,
+        cluster_urls,
+        push_allow: args.push_allow.clone(),
         db_url,
         cluster_secret: secret,
         feeder_password: Secret::load(

@@ -1,5 +1,6 @@
 //! The change-feed follower: keeps the cache coherent, keeps the roster
-//! current, and hands every change on (to the push hub).
+//! current, and hands every batch on to a [`FeedListener`] (the push hub),
+//! whose report rides on every poll.
 //!
 //! It learns the db's epoch and roster, then asks for "changes after V",
 //! either held open by the db (push mode) or every pull interval. A new
@@ -17,13 +18,16 @@ use tracing::{info, warn};
 
 use super::{Cache, CacheMode};
 use crate::db::wire::{ChangeBatch, DbClient, RosterReply, MAX_CHANGES_PER_REPLY};
+use crate::push::report::MemberReport;
 use crate::rpc::Fault;
 use crate::scoreboard::Roster;
 use crate::shutdown::Shutdown;
-use crate::store::{Change, Entry};
+use crate::store::Entry;
 
-/// How long the db holds a push-mode poll open, milliseconds.
-pub(crate) const LONG_POLL_MS: i64 = 20_000;
+/// How long the db holds a push-mode poll open, milliseconds. Short, so
+/// that the db sees this member alive (it is while it polls) and so that
+/// a silent feed is noticed soon: a change still comes at once.
+pub(crate) const LONG_POLL_MS: i64 = 750;
 /// First retry delay after the db could not be reached, milliseconds...
 const MIN_BACKOFF_MS: u64 = 50;
 /// ...doubling up to this.
@@ -33,12 +37,27 @@ const MAX_BACKOFF_MS: u64 = 1_000;
 pub(crate) trait Feed: Send + Sync + 'static {
     /// The roster, the epoch and the latest version: where following starts.
     fn start(&self) -> impl Future<Output = Result<RosterReply, Fault>> + Send;
-    /// Changes after `after`, held up to `wait_ms` until there is one.
+    /// Changes after `after`, held up to `wait_ms` until there is one;
+    /// `report` is what this member says of itself.
     fn changes(
         &self,
         after: i64,
         wait_ms: i64,
+        report: Option<MemberReport>,
     ) -> impl Future<Output = Result<ChangeBatch, Fault>> + Send;
+}
+
+/// Who else follows the feed through the follower (the push hub).
+pub(crate) trait FeedListener: Send + Sync + 'static {
+    /// Following (re)started at `position`: a start, a new db epoch, or a
+    /// gap; what was known before may be stale.
+    fn restarted(&self, position: i64);
+    /// A batch, after the cache and the roster took it.
+    fn batch(&self, batch: &ChangeBatch);
+    /// The feed could not be read.
+    fn lost(&self);
+    /// What this member says of itself with its next poll.
+    fn report(&self) -> Option<MemberReport>;
 }
 
 impl Feed for DbClient {
@@ -46,12 +65,13 @@ impl Feed for DbClient {
         self.roster()
     }
 
-    fn changes(
+    async fn changes(
         &self,
         after: i64,
         wait_ms: i64,
-    ) -> impl Future<Output = Result<ChangeBatch, Fault>> + Send {
-        DbClient::changes(self, after, wait_ms, None)
+        report: Option<MemberReport>,
+    ) -> Result<ChangeBatch, Fault> {
+        DbClient::changes(self, after, wait_ms, report.as_ref()).await
     }
 }
 
@@ -68,9 +88,8 @@ pub(crate) struct Follower<F> {
     feed: F,
     cache: Cache,
     roster: Arc<watch::Sender<Option<Arc<Roster>>>>,
-    /// Every change, in version order, after the cache has dropped what it
-    /// made stale.
-    on_change: Box<dyn Fn(&Change) + Send + Sync>,
+    /// Gets every batch, after the cache has dropped what it made stale.
+    listener: Arc<dyn FeedListener>,
     config: FollowerConfig,
 }
 
@@ -79,14 +98,14 @@ impl<F: Feed> Follower<F> {
         feed: F,
         cache: Cache,
         roster: Arc<watch::Sender<Option<Arc<Roster>>>>,
-        on_change: impl Fn(&Change) + Send + Sync + 'static,
+        listener: Arc<dyn FeedListener>,
         config: FollowerConfig,
     ) -> Self {
         Follower {
             feed,
             cache,
             roster,
-            on_change: Box::new(on_change),
+            listener,
             config,
         }
     }
@@ -116,6 +135,7 @@ impl<F: Feed> Follower<F> {
                 }
                 Err(fault) => {
                     warn!(error = %fault, retry_in = ?backoff, "change feed unavailable");
+                    self.listener.lost();
                     reconnecting = true;
                     let pause = backoff;
                     backoff = (backoff * 2).min(Duration::from_millis(MAX_BACKOFF_MS));
@@ -143,6 +163,7 @@ impl<F: Feed> Follower<F> {
             let start = self.feed.start().await?;
             self.cache.clear();
             self.roster.send_replace(Some(Arc::new(start.roster)));
+            self.listener.restarted(start.latest);
             info!(epoch = %start.epoch, latest = start.latest, "following the db's change feed");
             return Ok(((start.epoch, start.latest), true));
         };
@@ -150,7 +171,10 @@ impl<F: Feed> Follower<F> {
             CacheMode::Push if !reconnecting => LONG_POLL_MS,
             CacheMode::Push | CacheMode::Pull => 0,
         };
-        let batch = self.feed.changes(*after, wait).await?;
+        let batch = self
+            .feed
+            .changes(*after, wait, self.listener.report())
+            .await?;
         if batch.epoch != *epoch || batch.reset {
             info!(old = %epoch, new = %batch.epoch, reset = batch.reset, "db restarted or feed gap: emptying the cache");
             self.cache.clear();
@@ -158,8 +182,11 @@ impl<F: Feed> Follower<F> {
             self.roster
                 .send_replace(Some(Arc::new(self.feed.start().await?.roster)));
             if batch.reset {
+                self.listener.restarted(batch.latest);
+                self.listener.batch(&batch);
                 return Ok(((batch.epoch, batch.latest), true));
             }
+            self.listener.restarted(*after);
             // A restarted db that still has our position: what it committed
             // since (writes made before we reconnected) is still news for
             // tablets, so go on as for any batch.
@@ -168,9 +195,9 @@ impl<F: Feed> Follower<F> {
         for change in &batch.changes {
             self.cache.apply_change(change).await;
             apply_to_roster(&self.roster, &change.entry);
-            (self.on_change)(change);
             last = last.max(change.version);
         }
+        self.listener.batch(&batch);
         let more = batch.changes.len() >= MAX_CHANGES_PER_REPLY;
         Ok(((batch.epoch, last), more))
     }
@@ -201,6 +228,7 @@ mod tests {
     use crate::api::faults;
     use crate::cache::Cached;
     use crate::scoreboard::Tally;
+    use crate::store::Change;
     use std::collections::VecDeque;
     use std::sync::Mutex;
     use tokio::time::Instant;
@@ -254,7 +282,12 @@ mod tests {
             })
         }
 
-        async fn changes(&self, after: i64, wait_ms: i64) -> Result<ChangeBatch, Fault> {
+        async fn changes(
+            &self,
+            after: i64,
+            wait_ms: i64,
+            _report: Option<MemberReport>,
+        ) -> Result<ChangeBatch, Fault> {
             self.calls
                 .lock()
                 .unwrap()
@@ -295,15 +328,29 @@ mod tests {
         task: tokio::task::JoinHandle<()>,
     }
 
+    /// Records the versions of every batch it is handed.
+    struct Listener(Arc<Mutex<Vec<i64>>>);
+
+    impl FeedListener for Listener {
+        fn restarted(&self, _position: i64) {}
+        fn batch(&self, batch: &ChangeBatch) {
+            let mut seen = self.0.lock().unwrap();
+            seen.extend(batch.changes.iter().map(|c| c.version));
+        }
+        fn lost(&self) {}
+        fn report(&self) -> Option<MemberReport> {
+            None
+        }
+    }
+
     fn follow(feed: ScriptedFeed, mode: CacheMode) -> Running {
         let cache = Cache::new(100, Duration::from_secs(600));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
         let follower = Follower::new(
             feed.clone(),
             cache.clone(),
             Arc::new(watch::channel(None).0),
-            move |c: &Change| log.lock().unwrap().push(c.version),
+            Arc::new(Listener(seen.clone())),
             FollowerConfig {
                 mode,
                 pull_interval: Duration::from_secs(1),

@@ -33,7 +33,7 @@
 mod follower;
 mod versioned;
 
-pub(crate) use follower::{apply_to_roster, Follower, FollowerConfig, LONG_POLL_MS};
+pub(crate) use follower::{apply_to_roster, FeedListener, Follower, FollowerConfig, LONG_POLL_MS};
 pub(crate) use versioned::{Cache, Cached, TABLE_KEY};
 
 /// How the cache learns about changes.

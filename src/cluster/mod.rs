@@ -7,6 +7,7 @@
 //! | `X-Podium-Vclock` | the sender's vector clock, `1,0,3` | only from members |
 //! | `X-Podium-Request-Id` | a write's id, so a retry applies once | from anyone |
 //! | `X-Forwarded-For` | the client's address, set by the balancer | only from members |
+//! | `X-Podium-Via` | the balancer's address as the client reached it | only from members |
 //!
 //! A *member* is a caller that holds the cluster secret. The server side is
 //! [`Envelope`], a layer around any [`Handler`](crate::rpc::Handler) that
@@ -16,7 +17,7 @@
 
 mod envelope;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +40,9 @@ pub const VCLOCK_HEADER: &str = "x-podium-vclock";
 pub const REQUEST_ID_HEADER: &str = "x-podium-request-id";
 /// Header in which the balancer passes on the client's address.
 pub const FORWARDED_FOR_HEADER: &str = "x-forwarded-for";
+/// Header in which the balancer says where the client reached it: an
+/// endpoint of the cluster, which no push callback may name.
+pub const VIA_HEADER: &str = "x-podium-via";
 /// Longest request id accepted; longer ones are ignored (or refused, when
 /// given as an argument).
 pub const MAX_REQUEST_ID_BYTES: usize = 128;
@@ -52,6 +56,8 @@ pub struct Caller {
     pub client_ip: Option<IpAddr>,
     /// The request id the call carried in its header, if any.
     pub request_id: Option<Arc<str>>,
+    /// The balancer the call came through, as its client reached it.
+    pub via: Option<SocketAddr>,
 }
 
 impl Caller {
@@ -74,10 +80,14 @@ impl Caller {
             .header(REQUEST_ID_HEADER)
             .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_BYTES)
             .map(Arc::from);
+        let via = is_member
+            .then(|| ctx.header(VIA_HEADER).and_then(|v| v.parse().ok()))
+            .flatten();
         Caller {
             is_member,
             client_ip,
             request_id,
+            via,
         }
     }
 
@@ -197,14 +207,19 @@ impl CallHook for VclockHook {
     }
 }
 
-/// The headers the balancer adds to a call it forwards: the client's address
-/// and the request id (kept from the client, or made here for a write, so a
-/// retry on another front-end applies once).
+/// The headers the balancer adds to a call it forwards: the client's
+/// address, the request id (kept from the client, or made here for a write,
+/// so a retry on another front-end applies once), and where the client
+/// reached the balancer.
 pub fn forward_headers(
     client: Option<IpAddr>,
     request_id: Option<&str>,
+    via: Option<SocketAddr>,
 ) -> Vec<(&'static str, HeaderValue)> {
-    let mut headers = Vec::with_capacity(2);
+    let mut headers = Vec::with_capacity(3);
+    if let Some(v) = via.and_then(|a| HeaderValue::from_str(&a.to_string()).ok()) {
+        headers.push((VIA_HEADER, v));
+    }
     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
         headers.push((REQUEST_ID_HEADER, id));
     }

@@ -21,7 +21,7 @@ use crate::push::report::{FeedMode, MemberReport, Progress, View};
 
 /// Longest the db holds a member's poll open, milliseconds: how long a
 /// member killed mid-poll still looks alive.
-pub(crate) const MEMBER_WAIT_MS: i64 = 1_000;
+pub(crate) const MEMBER_WAIT_MS: i64 = 750;
 /// Slack after a member's `poll_ms` before it counts as gone, milliseconds.
 const GRACE_MS: u64 = 300;
 /// After the db starts, how long it waits for every member to poll before

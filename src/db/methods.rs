@@ -273,22 +273,24 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         &db,
         wire::SUBSCRIPTIONS,
         &["array"],
-        "Every push subscription, with the version that made or renewed it.",
+        "Every push subscription, with the version that made or renewed it, as of version latest: {latest, subscriptions}.",
         |db, p| async move {
             p.expect_count(0, 0)?;
             let inner = db.state.read();
-            Ok(Value::Array(
-                inner
-                    .subscriptions
-                    .values()
-                    .map(|(s, version)| {
-                        Value::structure([
-                            ("subscription", s.to_value()),
-                            ("version", Value::Int(*version)),
-                        ])
-                    })
-                    .collect(),
-            ))
+            let rows = inner
+                .subscriptions
+                .values()
+                .map(|(s, version)| {
+                    Value::structure([
+                        ("subscription", s.to_value()),
+                        ("version", Value::Int(*version)),
+                    ])
+                })
+                .collect();
+            Ok(Value::structure([
+                ("latest", Value::Int(inner.latest)),
+                ("subscriptions", Value::Array(rows)),
+            ]))
         },
     );
     add_internal(

@@ -399,14 +399,21 @@ impl DbClient {
         Ok(matches!(v, Value::Bool(true)))
     }
 
-    /// Every subscription, with the version that made or renewed it.
+    /// Every subscription, with the version that made or renewed it, and
+    /// the db's latest version when it answered.
     ///
     /// # Errors
     /// As [`db_fault`].
-    pub async fn subscriptions(&self) -> Result<Vec<(Subscription, i64)>, Fault> {
+    pub async fn subscriptions(&self) -> Result<(i64, Vec<(Subscription, i64)>), Fault> {
         let v = self.call(SUBSCRIPTIONS, &[]).await?;
-        v.as_array()
-            .ok_or_else(|| Fault::internal("subscriptions reply is not an array"))?
+        let s = v
+            .as_struct()
+            .ok_or_else(|| Fault::internal("subscriptions reply is not a struct"))?;
+        let latest = get_int(s, "latest")?;
+        let rows = s
+            .get("subscriptions")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Fault::internal("subscriptions reply lacks its list"))?
             .iter()
             .map(|row| {
                 let s = row
@@ -418,7 +425,8 @@ impl DbClient {
                 )?;
                 Ok((sub, get_int(s, "version")?))
             })
-            .collect()
+            .collect::<Result<_, Fault>>()?;
+        Ok((latest, rows))
     }
 
     /// What a new push owner needs to resume.

@@ -23,9 +23,18 @@ pub const DEFAULT_DB_TIMEOUT_MS: u64 = 2_000;
 /// Everything a front-end needs.
 #[derive(Debug, Clone)]
 pub struct FrontendConfig {
+    /// This front-end's uid in the election group; also who pushes, in the
+    /// db's views of push owners.
+    pub uid: u32,
     /// The db's URL. No default: the binary builds it from `--db` or the
     /// old `--dbhost`.
     pub db_url: String,
+    /// Every cluster member's URL (the db, the election peers): push
+    /// callbacks may never name them.
+    pub cluster_urls: Vec<String>,
+    /// Ranges push callbacks may point into even when they are not the
+    /// subscriber's own address (`--push-allow`). Default none.
+    pub push_allow: Vec<ipnet::IpNet>,
     /// Sent on every call to the db; believed from the balancer.
     pub cluster_secret: Secret,
     /// What feeders must give to write.

@@ -9,6 +9,7 @@ use super::writes::Write;
 use super::Frontend;
 use crate::api::{Health, Method, Request, Subscription, HEALTH_METHOD};
 use crate::rpc::{CallContext, Fault, Methods, Value};
+use crate::scoreboard::subscription::Style;
 use crate::scoreboard::text;
 use crate::store::Entry;
 
@@ -79,7 +80,8 @@ impl Frontend {
             }
             Request::RegisterClient(r) => {
                 let url = r.callback_url();
-                self.subscribe(&url, &r.events, &r.teams, None)?;
+                let subscribe = self.subscribe(&url, &r.events, &r.teams, None, Style::Old, ctx);
+                let (url, _) = Box::pin(subscribe).await?;
                 Ok(text::register_ack(&url).into())
             }
             Request::Roster(_) => Ok(self.roster()?.to_value()),
@@ -132,15 +134,25 @@ impl Frontend {
                     .await
             }
             Request::Subscribe(r) => {
-                let lease =
-                    self.subscribe(&r.callback_url, &r.events, &r.teams, r.lease_seconds)?;
+                let subscribe = self.subscribe(
+                    &r.callback_url,
+                    &r.events,
+                    &r.teams,
+                    r.lease_seconds,
+                    Style::New,
+                    ctx,
+                );
+                let (url, lease) = Box::pin(subscribe).await?;
                 Ok(Subscription {
-                    callback_url: r.callback_url,
+                    callback_url: url,
                     lease_seconds: i64::try_from(lease.as_secs()).unwrap_or(i64::MAX),
                 }
                 .to_value())
             }
-            Request::Unsubscribe(r) => Ok(Value::Bool(self.unsubscribe(&r.callback_url))),
+            Request::Unsubscribe(r) => {
+                let gone = Box::pin(self.unsubscribe(&r.callback_url, ctx)).await?;
+                Ok(Value::Bool(gone))
+            }
             Request::History(r) => {
                 let changes = Box::pin(self.history(r.kind, &r.name)).await?;
                 Ok(Value::Array(changes.iter().map(|c| c.to_value()).collect()))

@@ -7,7 +7,8 @@
 //! - `reads`, `writes`: the read path (the cache) and the write path (the
 //!   db, with request ids);
 //! - `password`: the feeder password's gate;
-//! - `subscriptions`, `push`: push subscriptions and the fan-out to tablets.
+//! - `subscriptions`: push subscriptions as callers make them (the push
+//!   itself is [`crate::push`]).
 //!
 //! One change-feed follower ([`crate::cache`]) drives both cache coherence
 //! and push.
@@ -15,7 +16,6 @@
 mod config;
 mod handlers;
 mod password;
-mod push;
 mod reads;
 mod subscriptions;
 mod writes;
@@ -27,15 +27,19 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::cache::{Cache, Follower, FollowerConfig, LONG_POLL_MS};
+use crate::cache::{
+    Cache, CacheMode as Mode, FeedListener, Follower, FollowerConfig, LONG_POLL_MS,
+};
 use crate::clock::ClusterClock;
 use crate::cluster::{member_client_config, Envelope};
-use crate::db::wire::DbClient;
+use crate::db::wire::{ChangeBatch, DbClient};
+use crate::push::callback_url::CallbackRules;
+use crate::push::report::{FeedMode, MemberReport};
+use crate::push::{Hub, HubConfig};
 use crate::rpc::{Client, Methods};
 use crate::scoreboard::Roster;
 use crate::shutdown::{Shutdown, Tasks};
 use password::PasswordGate;
-use push::PushHub;
 
 pub use crate::cache::CacheMode;
 pub use config::{
@@ -51,7 +55,9 @@ const TASKS_GRACE: Duration = Duration::from_secs(2);
 pub(crate) struct Frontend {
     db: DbClient,
     cache: Cache,
-    push: PushHub,
+    push: Hub,
+    /// What a push callback may name.
+    callback_rules: CallbackRules,
     /// The roster, once the db has told us; `None` until then. The feed
     /// follower keeps it current, and a roster write made here extends it
     /// at once.
@@ -84,14 +90,30 @@ pub async fn run(
     let feed = db_client(Duration::from_millis(LONG_POLL_MS.unsigned_abs()) + config.db_timeout)?;
     let tasks = Tasks::new(shutdown.clone());
     let cache = Cache::new(config.cache_capacity, config.cache_ttl);
-    let push = PushHub::start(&tasks)?;
+    let (mode, poll_ms) = match config.cache_mode {
+        Mode::Push => (FeedMode::Push, PUSH_MODE_POLL_GAP_MS),
+        Mode::Pull => (
+            FeedMode::Pull,
+            u64::try_from(config.pull_interval.as_millis()).unwrap_or(u64::MAX)
+                + PUSH_MODE_POLL_GAP_MS,
+        ),
+    };
+    let push = Hub::start(
+        &tasks,
+        HubConfig {
+            uid: config.uid,
+            mode,
+            poll_ms,
+            db: db.clone(),
+            clock: config.clock.clone(),
+        },
+    )?;
     let roster_tx = Arc::new(watch::channel(None).0);
-    let publish = push.clone();
     let follower = Follower::new(
         feed,
         cache.clone(),
         roster_tx.clone(),
-        move |change| publish.publish(change),
+        Arc::new(push.clone()),
         FollowerConfig {
             mode: config.cache_mode,
             pull_interval: config.pull_interval,
@@ -99,10 +121,16 @@ pub async fn run(
     );
     tasks.spawn(follower.run(shutdown.clone()));
     info!(mode = ?config.cache_mode, db = %config.db_url, "front-end starting");
+    let mut members = crate::push::callback_url::resolve_endpoints(&config.cluster_urls).await;
+    members.extend(listener.local_addr().ok());
     let fe = Arc::new(Frontend {
         db,
         cache,
         push,
+        callback_rules: CallbackRules {
+            allow: config.push_allow.clone(),
+            members,
+        },
         roster_tx,
         password: PasswordGate::new(config.feeder_password.clone()),
         clock: config.clock.clone(),
@@ -117,6 +145,28 @@ pub async fn run(
     let result = crate::rpc::serve(listener, envelope, config.server, shutdown.triggered()).await;
     tasks.stop(TASKS_GRACE).await;
     result
+}
+
+/// The longest gap between two feed polls of a push-mode member (one
+/// ends, the next begins at once: this is slack for a busy machine), ms.
+const PUSH_MODE_POLL_GAP_MS: u64 = 200;
+
+impl FeedListener for Hub {
+    fn restarted(&self, position: i64) {
+        Hub::restarted(self, position);
+    }
+
+    fn batch(&self, batch: &ChangeBatch) {
+        Hub::batch(self, batch);
+    }
+
+    fn lost(&self) {
+        self.feed_lost();
+    }
+
+    fn report(&self) -> Option<MemberReport> {
+        Some(Hub::report(self))
+    }
 }
 
 fn invalid(e: impl std::fmt::Display) -> std::io::Error {

@@ -59,6 +59,10 @@ pub struct ClientConfig {
     /// Ask for gzipped replies. Default true; off between cluster members on
     /// one network, where compressing costs more CPU than it saves.
     pub accept_gzip: bool,
+    /// Decompress a gzipped reply. Default true; off for calls to parties
+    /// that are not trusted to be reasonable (a gzip bomb costs CPU even
+    /// when capped): a gzipped reply is then an error.
+    pub decompress: bool,
 }
 
 impl Default for ClientConfig {
@@ -72,6 +76,7 @@ impl Default for ClientConfig {
             headers: HeaderMap::new(),
             hook: None,
             accept_gzip: true,
+            decompress: true,
         }
     }
 }
@@ -87,6 +92,7 @@ impl fmt::Debug for ClientConfig {
             .field("headers", &self.headers)
             .field("hook", &self.hook)
             .field("accept_gzip", &self.accept_gzip)
+            .field("decompress", &self.decompress)
             .finish()
     }
 }
@@ -281,6 +287,11 @@ impl Client {
             .headers
             .get(header::CONTENT_ENCODING)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+        if gzipped && !self.config.decompress {
+            return Err(ClientError::Transport(
+                "the reply is gzipped, which was not asked for".into(),
+            ));
+        }
         if gzipped {
             return gunzip(&body, max).map(Bytes::from).map_err(|e| match e {
                 BodyError::TooLarge(n) => ClientError::TooLarge(n),

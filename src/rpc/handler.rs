@@ -19,6 +19,9 @@ use hyper::header::HeaderMap;
 pub struct CallContext {
     /// The TCP peer, when the call came over the network.
     pub peer: Option<SocketAddr>,
+    /// The address the connection was accepted on: the server as this
+    /// client reached it.
+    pub local: Option<SocketAddr>,
     /// The HTTP request's headers, as they came.
     pub headers: Arc<HeaderMap>,
     /// The entry's position when the call is one entry of a
@@ -35,6 +38,7 @@ impl CallContext {
     pub fn new(peer: Option<SocketAddr>, headers: HeaderMap) -> Self {
         CallContext {
             peer,
+            local: None,
             headers: Arc::new(headers),
             multicall_index: None,
             extensions: http::Extensions::new(),
@@ -52,6 +56,7 @@ impl fmt::Debug for CallContext {
         // Header values may hold secrets: only their names are printed.
         f.debug_struct("CallContext")
             .field("peer", &self.peer)
+            .field("local", &self.local)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("multicall_index", &self.multicall_index)
             .finish_non_exhaustive()

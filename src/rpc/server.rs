@@ -128,7 +128,8 @@ pub async fn serve<H: Handler>(
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let service = service_fn(move |req| handle(req, shared.clone(), peer));
+        let local = stream.local_addr().ok();
+        let service = service_fn(move |req| handle(req, shared.clone(), peer, local));
         let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         let span = tracing::debug_span!("conn", %peer);
         tokio::spawn(
@@ -174,14 +175,16 @@ async fn handle<H: Handler>(
     req: Request<Incoming>,
     shared: Arc<Shared<H>>,
     peer: SocketAddr,
+    local: Option<SocketAddr>,
 ) -> Result<HttpReply, Infallible> {
-    Ok(respond(req, &shared, peer).await)
+    Ok(respond(req, &shared, peer, local).await)
 }
 
 async fn respond<H: Handler>(
     req: Request<Incoming>,
     shared: &Shared<H>,
     peer: SocketAddr,
+    local: Option<SocketAddr>,
 ) -> HttpReply {
     let config = &shared.config;
     if !matches!(req.uri().path(), "/" | "/RPC2") {
@@ -244,7 +247,8 @@ async fn respond<H: Handler>(
     } else {
         body
     };
-    let ctx = CallContext::new(Some(peer), parts.headers);
+    let mut ctx = CallContext::new(Some(peer), parts.headers);
+    ctx.local = local;
     let reply = shared.handler.handle(RpcRequest { body, ctx }).await;
     let mut resp = xml_reply(reply.body, wants_gzip);
     resp.headers_mut().extend(reply.headers);

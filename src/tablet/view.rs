@@ -21,8 +21,9 @@ pub struct View {
     pub(super) teams: BTreeMap<String, String>,
     /// Latest `score [time]` per event followed.
     pub(super) events: BTreeMap<String, String>,
-    /// The pushes shown lately: a push that arrives twice (during a
-    /// subscription's hand-over) is shown once.
+    /// The pushes shown lately: a push that arrives twice (when a
+    /// front-end died with it in flight) is shown once. Known by its
+    /// version when it carries one, else by its text and time.
     recent: VecDeque<(bool, String, u64)>,
     /// Updates received (after de-duplication).
     pub updates: u64,
@@ -46,11 +47,22 @@ impl View {
 
     /// Records a push; false if it was a duplicate of a recent one.
     pub fn push(&mut self, callback: &Callback) -> bool {
-        let (is_score, text, time) = match callback {
-            Callback::Score { text, time } => (true, text, *time),
-            Callback::Tally { text, time } => (false, text, *time),
+        let (is_score, text, time, version) = match callback {
+            Callback::Score {
+                text,
+                time,
+                version,
+            } => (true, text, *time, *version),
+            Callback::Tally {
+                text,
+                time,
+                version,
+            } => (false, text, *time, *version),
         };
-        let id = (is_score, text.clone(), time.to_bits());
+        let id = match version {
+            Some(v) => (is_score, String::new(), v.unsigned_abs()),
+            None => (is_score, text.clone(), time.to_bits()),
+        };
         if self.recent.contains(&id) {
             return false;
         }
@@ -134,6 +146,7 @@ mod tests {
         Callback::Score {
             text: text.into(),
             time,
+            version: None,
         }
     }
 
@@ -145,13 +158,19 @@ mod tests {
         assert!(v.push(&score("Stone Curling: 3-1", 11.0)));
         assert!(v.push(&Callback::Tally {
             text: "Team Gaul has:\n1 gold medals\n".into(),
-            time: 12.0
+            time: 12.0,
+            version: None,
         }));
         assert_eq!(v.updates, 3);
         let shown = v.render();
         assert!(shown.contains("Stone Curling: 3-1"), "{shown}");
         assert!(shown.contains("Team Gaul has: | 1 gold medals"), "{shown}");
         assert!(!v.set_tally("Gaul", "Team Gaul has:\n1 gold medals\n"));
+        // A versioned push is known by its version.
+        let versioned = score("Stone Curling: 4-1", 13.0).with_version(9);
+        assert!(v.push(&versioned));
+        assert!(!v.push(&versioned));
+        assert_eq!(v.updates, 4);
     }
 
     #[test]
