@@ -137,7 +137,8 @@ pub fn request_id(ctx: &CallContext, given: Option<&str>, prefix: &str) -> Strin
 }
 
 /// Adds an internal method: `f` runs only for members (callers holding the
-/// cluster secret); anyone else gets `UNAUTHORIZED`.
+/// cluster secret); anyone else gets `UNAUTHORIZED`. `f` gets the call's
+/// context too (its peer, where it reached us).
 pub fn add_internal<S, F, Fut>(
     methods: &mut Methods,
     state: &Arc<S>,
@@ -147,7 +148,7 @@ pub fn add_internal<S, F, Fut>(
     f: F,
 ) where
     S: Send + Sync + 'static,
-    F: Fn(Arc<S>, Params) -> Fut + Send + Sync + 'static,
+    F: Fn(Arc<S>, Params, CallContext) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Value, Fault>> + Send + 'static,
 {
     let state = state.clone();
@@ -157,7 +158,7 @@ pub fn add_internal<S, F, Fut>(
         let f = f.clone();
         async move {
             caller(&ctx).require_member()?;
-            f(state, params).await
+            f(state, params, ctx).await
         }
     });
 }

@@ -23,9 +23,9 @@ pub(super) async fn changes(
     db: &Db,
     after: i64,
     wait_ms: i64,
-    member: Option<MemberReport>,
+    member: Option<(MemberReport, Option<std::net::SocketAddr>)>,
 ) -> Result<ChangeBatch, Fault> {
-    let _open = member.map(|report| db.members.poll(report));
+    let _open = member.map(|(report, peer)| db.members.poll(report, peer));
     let wait_ms = if _open.is_some() {
         wait_ms.min(MEMBER_WAIT_MS)
     } else {

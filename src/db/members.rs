@@ -9,6 +9,7 @@
 //! killed mid-poll is seen gone within [`MEMBER_WAIT_MS`] + [`GRACE_MS`].
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -42,6 +43,9 @@ struct Member {
     /// When its last poll ended (or began, while one is open).
     last_seen: Instant,
     report: Report,
+    /// The cluster endpoints it knows of (its own first), with its address
+    /// as the db sees it in place of an unspecified one.
+    endpoints: Vec<SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -96,7 +100,8 @@ impl Members {
     }
 
     /// A member's poll began: it is alive, and `report` is its latest word.
-    pub(crate) fn poll(&self, report: MemberReport) -> OpenPoll {
+    /// `peer` is where its poll came from.
+    pub(crate) fn poll(&self, report: MemberReport, peer: Option<SocketAddr>) -> OpenPoll {
         let now = Instant::now();
         let mut inner = self.lock();
         let member = inner.members.entry(report.uid).or_insert_with(|| {
@@ -107,6 +112,7 @@ impl Members {
                 open: 0,
                 last_seen: now,
                 report: Report::default(),
+                endpoints: Vec::new(),
             }
         });
         member.mode = report.mode;
@@ -114,10 +120,29 @@ impl Members {
         member.open += 1;
         member.last_seen = now;
         member.report = report.report;
+        // A member bound to every address is reachable at least at the one
+        // its poll came from.
+        member.endpoints = report
+            .endpoints
+            .into_iter()
+            .map(|e| match peer {
+                Some(peer) if e.ip().is_unspecified() => SocketAddr::new(peer.ip(), e.port()),
+                _ => e,
+            })
+            .collect();
         OpenPoll {
             members: self.clone(),
             uid: report.uid,
         }
+    }
+
+    /// Every cluster endpoint the members know of.
+    pub(crate) fn endpoints(&self) -> Vec<SocketAddr> {
+        self.lock()
+            .members
+            .values()
+            .flat_map(|m| m.endpoints.iter().copied())
+            .collect()
     }
 
     /// The view published now; `None` until the start-up grace is over.
@@ -200,14 +225,19 @@ mod tests {
             mode,
             poll_ms: 1_000,
             report: Report::default(),
+            endpoints: vec!["0.0.0.0:8002".parse().unwrap()],
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn members_are_alive_while_they_poll_and_push_mode_ones_own() {
         let members = Members::new();
-        let one = members.poll(report(1, FeedMode::Pull));
-        let two = members.poll(report(2, FeedMode::Push));
+        let peer = Some("10.0.0.2:5000".parse().unwrap());
+        let one = members.poll(report(1, FeedMode::Pull), peer);
+        let two = members.poll(report(2, FeedMode::Push), None);
+        assert!(members
+            .endpoints()
+            .contains(&"10.0.0.2:8002".parse().unwrap()));
         // Nothing is published during the start-up grace.
         assert!(!members.sweep());
         assert_eq!(members.view(), None);
@@ -224,7 +254,7 @@ mod tests {
         let view = members.view().unwrap();
         assert_eq!((view.number, view.owners), (2, vec![1]));
         // It comes back: a new view again.
-        let _two = members.poll(report(2, FeedMode::Push));
+        let _two = members.poll(report(2, FeedMode::Push), None);
         assert!(members.sweep());
         assert_eq!(members.view().unwrap().owners, [2]);
         let progress = members.progress();

@@ -13,6 +13,7 @@ use super::{unavailable, Db};
 use crate::api::faults;
 use crate::cluster::{add_internal, MAX_REQUEST_ID_BYTES};
 use crate::election::config::MAX_UID;
+use crate::push::callback_url;
 use crate::push::report::MemberReport;
 use crate::rpc::{Fault, Methods, Params, Value};
 use crate::scoreboard::subscription::Subscription;
@@ -30,7 +31,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::ROSTER,
         &["struct"],
         "The roster, this db run's epoch and its latest version.",
-        |db, p| async move {
+        |db, p, _| async move {
             p.expect_count(0, 0)?;
             let mut v = db.state.read().roster.to_value();
             if let Value::Struct(s) = &mut v {
@@ -46,7 +47,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::TALLY,
         &["struct", "string"],
         "One team's tally.",
-        |db, p| async move {
+        |db, p, _| async move {
             p.expect_count(1, 1)?;
             let team = db
                 .state
@@ -68,7 +69,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::TALLIES,
         &["array"],
         "Every team's tally.",
-        |db, p| async move {
+        |db, p, _| async move {
             p.expect_count(0, 0)?;
             let inner = db.state.read();
             Ok(Value::Array(
@@ -88,7 +89,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::SCORE,
         &["struct", "string"],
         "One event's score.",
-        |db, p| async move {
+        |db, p, _| async move {
             p.expect_count(1, 1)?;
             let event = db
                 .state
@@ -110,7 +111,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::INCREMENT_MEDAL,
         &["struct", "string", "string", "string"],
         "Adds one medal to a team: (team, medal[, request_id]).",
-        |db, p| async move {
+        |db, p, _| async move {
             p.expect_count(2, 3)?;
             let team = db.state.read().roster.team(p.arg(0, "team")?)?.to_owned();
             let medal = Medal::parse(p.arg(1, "medal")?)?;
@@ -128,7 +129,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::REVOKE_MEDAL,
         &["struct", "string", "string", "string"],
         "Takes one medal back from a team: (team, medal[, request_id]).",
-        |db, p| async move {
+        |db, p, _| async move {
             p.expect_count(2, 3)?;
             let team = db.state.read().roster.team(p.arg(0, "team")?)?.to_owned();
             let medal = Medal::parse(p.arg(1, "medal")?)?;
@@ -146,7 +147,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::SET_MEDALS,
         &["struct", "string", "int", "int", "int", "string"],
         "Sets a team's medal counts: (team, gold, silver, bronze[, request_id]).",
-        |db, p| async move {
+        |db, p, _| async move {
             p.expect_count(4, 5)?;
             let team = db.state.read().roster.team(p.arg(0, "team")?)?.to_owned();
             let count = |i: usize, name: &str| -> Result<i64, Fault> {
@@ -171,7 +172,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::ADD_TEAM,
         &["struct", "string", "string"],
         "Adds a team to the roster: (name[, request_id]).",
-        |db, p| async move {
+        |db, p, _| async move {
             p.expect_count(1, 2)?;
             let name = db.state.read().roster.check_new_team(p.arg(0, "name")?)?;
             write(&db, request_id(&p, 1)?, WriteOp::AddTeam { name }).await
@@ -183,7 +184,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::ADD_EVENT,
         &["struct", "string", "string"],
         "Adds an event to the roster: (name[, request_id]).",
-        |db, p| async move {
+        |db, p, _| async move {
             p.expect_count(1, 2)?;
             let name = db.state.read().roster.check_new_event(p.arg(0, "name")?)?;
             write(&db, request_id(&p, 1)?, WriteOp::AddEvent { name }).await
@@ -195,7 +196,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::SET_SCORE,
         &["struct", "string", "string", "string"],
         "Sets an event's score: (event, score[, request_id]).",
-        |db, p| async move {
+        |db, p, _| async move {
             p.expect_count(2, 3)?;
             let event = db.state.read().roster.event(p.arg(0, "event")?)?.to_owned();
             let score: &str = p.arg(1, "score")?;
@@ -210,7 +211,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::CHANGES,
         &["struct", "int", "int"],
         "Changes after a version, waiting up to wait_ms (at most 30000) for one.",
-        |db, p| async move {
+        |db, p, ctx| async move {
             p.expect_count(1, 3)?;
             let after: i64 = p.arg(0, "after")?;
             let wait_ms = p
@@ -222,7 +223,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
                 .map(MemberReport::from_value)
                 .transpose()?
                 .filter(|m| m.uid <= MAX_UID);
-            changes(&db, after, wait_ms, member)
+            changes(&db, after, wait_ms, member.map(|m| (m, ctx.peer)))
                 .await
                 .map(|b| b.to_value())
         },
@@ -233,9 +234,21 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::SUBSCRIBE,
         &["struct", "struct"],
         "Makes or renews a push subscription (one per callback URL).",
-        |db, p| async move {
+        |db, p, ctx| async move {
             p.expect_count(1, 1)?;
             let subscription = Subscription::from_value(p.arg(0, "subscription")?)?;
+            // The front-end judged the callback with what it knows; the db
+            // knows every member's endpoints, and its own.
+            let target = callback_url::endpoint_of(&subscription.url);
+            let cluster = db.members.endpoints();
+            let is_cluster =
+                target.is_some_and(|t| cluster.contains(&t) || ctx.local.is_some_and(|l| l == t));
+            if is_cluster {
+                return Err(Fault::invalid_params(format!(
+                    "callback refused: {} is one of the cluster's own endpoints",
+                    subscription.url
+                )));
+            }
             let op = WriteOp::Subscribe {
                 subscription,
                 max_total: db.max_subscriptions,
@@ -250,7 +263,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::UNSUBSCRIBE,
         &["boolean", "string", "string"],
         "Ends a push subscription: (url, reason); false if there was none.",
-        |db, p| async move {
+        |db, p, _| async move {
             p.expect_count(2, 2)?;
             let url: &str = p.arg(0, "url")?;
             if !db.state.read().subscriptions.contains_key(url) {
@@ -274,7 +287,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::SUBSCRIPTIONS,
         &["array"],
         "Every push subscription, with the version that made or renewed it, as of version latest: {latest, subscriptions}.",
-        |db, p| async move {
+        |db, p, _| async move {
             p.expect_count(0, 0)?;
             let inner = db.state.read();
             let rows = inner
@@ -299,7 +312,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::PUSH_PROGRESS,
         &["struct"],
         "The push owners' view history and every member's last delivery report.",
-        |db, p| async move {
+        |db, p, _| async move {
             p.expect_count(0, 0)?;
             Ok(db.members.progress().to_value())
         },
@@ -310,7 +323,7 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         wire::HISTORY,
         &["array", "string", "int"],
         "The last updates of one key (e.g. \"tally:gaul\"), oldest first.",
-        |db, p| async move {
+        |db, p, _| async move {
             p.expect_count(1, 2)?;
             let key: &str = p.arg(0, "key")?;
             let limit = p

@@ -228,10 +228,13 @@ impl WriteReply {
 }
 
 /// Turns a failed db call into the fault a front-end passes on: the db's own
-/// application faults as they are, anything else as "unavailable".
+/// application faults and argument refusals as they are, anything else as
+/// "unavailable".
 pub fn db_fault(err: ClientError) -> Fault {
     match err {
-        ClientError::Fault(f) if f.code > 0 => f,
+        // The db's own answers about what it was asked (an argument it
+        // refuses is the caller's: it came from the front-end's caller).
+        ClientError::Fault(f) if f.code > 0 || f.code == crate::rpc::fault::INVALID_PARAMS => f,
         ClientError::Fault(f) => {
             Fault::new(faults::UNAVAILABLE, format!("db refused: {}", f.message))
         }

@@ -106,6 +106,7 @@ pub async fn run(
             poll_ms,
             db: db.clone(),
             clock: config.clock.clone(),
+            endpoint: listener.local_addr().ok(),
         },
     )?;
     let roster_tx = Arc::new(watch::channel(None).0);

@@ -50,6 +50,9 @@ impl Frontend {
         let caller = cluster::caller(ctx);
         // The balancer the call came through, and this server as the caller
         // reached it, are cluster endpoints too.
+        if let Some(via) = caller.via {
+            self.push.saw_balancer(via);
+        }
         let also: Vec<_> = caller.via.into_iter().chain(ctx.local).collect();
         let url = callback_url::admit(url, caller.client_ip, &self.callback_rules, &also).await?;
         let client = caller

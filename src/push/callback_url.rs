@@ -159,6 +159,13 @@ pub async fn admit(
     Ok(canonical(&parsed.scheme, target, &parsed.path))
 }
 
+/// The address a canonical callback URL names.
+pub fn endpoint_of(canonical: &str) -> Option<SocketAddr> {
+    let parsed = parse(canonical).ok()?;
+    let ip: IpAddr = parsed.host.parse().ok()?;
+    Some(SocketAddr::new(plain(ip), parsed.port))
+}
+
 /// The addresses of the cluster members at `urls` (a name resolves to all
 /// its addresses; a URL that does not resolve is left out, with a warning).
 pub async fn resolve_endpoints(urls: &[String]) -> Vec<SocketAddr> {

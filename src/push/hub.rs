@@ -12,6 +12,7 @@
 //! nor leaves the second core idle.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -42,6 +43,8 @@ const RELEASED_KEPT: Duration = Duration::from_secs(10);
 const TAKEOVER_WAIT: Duration = Duration::from_secs(2);
 /// Pause between two looks at the db's progress during a takeover.
 const TAKEOVER_POLL: Duration = Duration::from_millis(50);
+/// Balancers remembered as cluster endpoints.
+const MAX_BALANCERS: usize = 16;
 /// Pause before asking the db again after it failed.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
@@ -57,6 +60,9 @@ pub struct HubConfig {
     pub db: DbClient,
     /// Leases are in cluster time.
     pub clock: ClusterClock,
+    /// This front-end's own address, as bound (a cluster endpoint no
+    /// callback may name; the db hears of it with every report).
+    pub endpoint: Option<SocketAddr>,
 }
 
 /// A change a tablet may be pushed, encoded for both styles of subscriber.
@@ -148,6 +154,8 @@ struct State {
     takeover_running: bool,
     /// Tablets given up lately, with how far they had been delivered.
     released: HashMap<String, (i64, Instant)>,
+    /// Balancers calls came through lately (cluster endpoints too).
+    balancers: VecDeque<SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -225,6 +233,7 @@ impl Hub {
                     pending: HashSet::new(),
                     takeover_running: false,
                     released: HashMap::new(),
+                    balancers: VecDeque::new(),
                 }),
                 runtime,
                 tasks: tasks.clone(),
@@ -627,6 +636,18 @@ impl Hub {
         );
     }
 
+    /// A call came through the balancer at `addr`: it is reported to the
+    /// db as a cluster endpoint from now on.
+    pub fn saw_balancer(&self, addr: SocketAddr) {
+        let mut state = self.lock();
+        if !state.balancers.contains(&addr) {
+            if state.balancers.len() == MAX_BALANCERS {
+                state.balancers.pop_front();
+            }
+            state.balancers.push_back(addr);
+        }
+    }
+
     /// The feed could not be read: this member may have been left out of
     /// the owners, so it stops pushing until the feed is back.
     pub fn feed_lost(&self) {
@@ -671,6 +692,13 @@ impl Hub {
                     .map(|(url, (through, _))| (url.clone(), *through))
                     .collect(),
             },
+            endpoints: self
+                .shared
+                .config
+                .endpoint
+                .into_iter()
+                .chain(state.balancers.iter().copied())
+                .collect(),
         }
     }
 }

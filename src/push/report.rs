@@ -4,6 +4,7 @@
 //! owner needs to resume (`db.push_progress`).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use super::ownership::{Report, Views};
 use crate::rpc::{Fault, Value};
@@ -13,6 +14,8 @@ use crate::scoreboard::{get_int, get_str};
 /// (its position drops to the least delivered of the rest), which can cost
 /// duplicates at a takeover but never a lost change.
 pub const MAX_LISTED: usize = 2_000;
+/// Most endpoints one member reports.
+pub const MAX_ENDPOINTS: usize = 32;
 
 /// How a member follows the feed: push-mode members are preferred as push
 /// owners (they learn of a change within milliseconds, pull-mode ones only
@@ -32,6 +35,9 @@ pub struct MemberReport {
     /// past it (and a grace), the db counts the member gone.
     pub poll_ms: u64,
     pub report: Report,
+    /// The cluster's endpoints this member knows of: its own (as bound) and
+    /// the balancers calls came through. No push callback may name one.
+    pub endpoints: Vec<SocketAddr>,
 }
 
 /// The owner set the db currently publishes.
@@ -139,6 +145,15 @@ impl MemberReport {
                 Value::Int(i64::try_from(self.poll_ms).unwrap_or(i64::MAX)),
             ),
             ("report", self.report.to_value()),
+            (
+                "endpoints",
+                Value::Array(
+                    self.endpoints
+                        .iter()
+                        .map(|e| Value::from(e.to_string()))
+                        .collect(),
+                ),
+            ),
         ])
     }
 
@@ -166,6 +181,14 @@ impl MemberReport {
                 s.get("report")
                     .ok_or_else(|| Fault::invalid_params("a member report holds a report"))?,
             )?,
+            endpoints: s
+                .get("endpoints")
+                .and_then(Value::as_array)
+                .unwrap_or(&[])
+                .iter()
+                .take(MAX_ENDPOINTS)
+                .filter_map(|e| e.as_str()?.parse().ok())
+                .collect(),
         })
     }
 }
@@ -278,6 +301,7 @@ mod tests {
             mode: FeedMode::Push,
             poll_ms: 1000,
             report: report.clone(),
+            endpoints: vec!["127.0.0.1:8002".parse().unwrap()],
         };
         assert_eq!(
             MemberReport::from_value(&member.to_value()).unwrap(),

@@ -222,6 +222,10 @@ pub struct ClusterConfig {
     pub forward_timeout_ms: u64,
     /// `--roster` of the db: the roster of its new database.
     pub roster: Option<PathBuf>,
+    /// More flags for the db (the first start; a restart uses them too).
+    pub db_args: Vec<String>,
+    /// More flags for every front-end.
+    pub frontend_args: Vec<String>,
 }
 
 impl Default for ClusterConfig {
@@ -234,6 +238,8 @@ impl Default for ClusterConfig {
             probe_timeout_ms: 400,
             forward_timeout_ms: 500,
             roster: None,
+            db_args: Vec::new(),
+            frontend_args: Vec::new(),
         }
     }
 }
@@ -263,13 +269,14 @@ pub fn bin(name: &str) -> &'static str {
 }
 
 /// Starts `podium-db` on `port` (0: any) with `file`.
-fn start_db(port: u16, file: &Path, roster: Option<&Path>) -> Process {
+fn start_db(port: u16, file: &Path, roster: Option<&Path>, extra: &[String]) -> Process {
     let port = port.to_string();
     let file = file.to_str().expect("a UTF-8 temp path");
     let mut args = vec!["--port", &port, "--db-file", file];
     if let Some(roster) = roster {
         args.extend(["--roster", roster.to_str().expect("a UTF-8 roster path")]);
     }
+    args.extend(extra.iter().map(String::as_str));
     Process::spawn(bin("db"), args, &envs())
 }
 
@@ -279,7 +286,7 @@ impl Cluster {
     pub fn start(config: ClusterConfig) -> Cluster {
         let dir = tempfile::tempdir().expect("a temp dir");
         let db_file = dir.path().join("scores.db");
-        let db = start_db(0, &db_file, config.roster.as_deref());
+        let db = start_db(0, &db_file, config.roster.as_deref(), &config.db_args);
         let db_addr = db.addr();
         let db_url = db.url();
         let mut frontends = Vec::new();
@@ -298,6 +305,7 @@ impl Cluster {
             ]
             .map(str::to_owned)
             .to_vec();
+            args.extend(config.frontend_args.iter().cloned());
             match mode {
                 Mode::Push => args.extend(["--cache".into(), "push".into()]),
                 Mode::Pull { interval_ms } => args.extend([
@@ -413,7 +421,7 @@ impl Cluster {
             "port {} never became free again",
             addr.port()
         );
-        let db = start_db(addr.port(), &self.db_file, None);
+        let db = start_db(addr.port(), &self.db_file, None, &self.config.db_args);
         assert_eq!(db.addr(), addr, "the db came back on another address");
         self.db = Some(db);
     }

@@ -81,7 +81,7 @@ impl<T: Transport> Node<T> {
             "election.message",
             &["struct", "int", "string", "int"],
             "Bully election message: (from_uid, \"election\"|\"coordinator\"|\"heartbeat\", term).",
-            |node, p| async move {
+            |node, p, _| async move {
                 let from = transport::sender_from_params(&p)?;
                 if !node.cfg.peers.contains_key(&from) {
                     return Err(Fault::invalid_params(format!("uid {from} is not a peer")));
@@ -96,7 +96,7 @@ impl<T: Transport> Node<T> {
             "clock.read",
             &["struct"],
             "This member's cluster clock, microseconds since the epoch.",
-            |node, p| async move {
+            |node, p, _| async move {
                 p.expect_count(0, 0)?;
                 Ok(Value::structure([(
                     "time_us",
@@ -110,7 +110,7 @@ impl<T: Transport> Node<T> {
             "clock.adjust",
             &["boolean", "int", "int"],
             "Slews this member's cluster clock by delta_us, on behalf of the coordinator of term.",
-            |node, p| async move {
+            |node, p, _| async move {
                 let adjustment = transport::adjustment_from_params(&p)?;
                 node.receive_adjustment(adjustment)
                     .map_err(|r| transport::refusal_to_fault(&r))?;
