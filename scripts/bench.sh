@@ -249,6 +249,37 @@ NGINX
   stop_pid "$nginx_pid"
 fi
 
+# Push as one cluster: a cluster of its own (two push-mode front-ends on
+# fixed ports, so a killed one can come back where the balancer expects
+# it), subscribers registered through the balancer. The db's per-address
+# cap is raised: every simulated tablet lives on 127.0.0.1 here, where
+# real ones are on hosts of their own.
+read -r push_db_port push_fe1_port push_fe2_port push_lb_port < <(python3 -c '
+import socket
+s = [socket.socket() for _ in range(4)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])')
+start push_db "$bin/podium-db" --port "$push_db_port" --db-file "$work/push.db" \
+  --max-subscriptions-per-address 20000
+push_fe() { # UID PORT
+  start "push_fe$1" "$bin/podium-frontend" --uid "$1" --port "$2" --db "http://127.0.0.1:$push_db_port/" --cache push
+}
+push_fe 1 "$push_fe1_port"; push_fe1_pid=$last_pid
+push_fe 2 "$push_fe2_port"
+start push_lb "$bin/podium-balancer" --port "$push_lb_port" \
+  --frontend "http://127.0.0.1:$push_fe1_port/" --frontend "http://127.0.0.1:$push_fe2_port/"
+push_lb=$url
+wait_ready "$push_lb"
+bench push1k fanout --url "$push_lb" --subscribers 1000 --writes "$fanout_writes"
+bench push10k fanout --url "$push_lb" --subscribers 10000 --writes 10 --timeout-ms 10000
+# The owner of half the tablets (front-end 1) is killed mid-stream.
+bench push1k_kill fanout --url "$push_lb" --subscribers 1000 --writes "$fanout_writes" \
+  --kill-pid "$push_fe1_pid" --kill-after 5
+push_fe 1 "$push_fe1_port"; push_fe1_pid=$last_pid
+wait_ready "$push_lb"
+bench push10k_kill fanout --url "$push_lb" --subscribers 10000 --writes 10 --timeout-ms 10000 \
+  --kill-pid "$push_fe1_pid" --kill-after 3
+
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------------------
@@ -302,6 +333,15 @@ row "  same, from the write's send" "$(calc "sprintf(\"p99 %.1f ms (ack itself p
 row "push fan-out, $subscribers subs, write via other FE" "$(calc "sprintf(\"ack->push p50 %.1f, p99 %.1f ms\", $fanx_p50, $fanx_p99)"), lost $fanx_missing" "p99 < 100 ms" "$(verdict "$fanx_p99 < 100 && $fanx_missing == 0")"
 row "  same, from the write's send" "$(calc "sprintf(\"p99 %.1f ms (ack itself p50 %.1f ms)\", $fanx_send_p99, $(get fanout_x ack_p50_ms))")" "" ""
 row "staleness, pull FE write -> push FE read" "$(calc "sprintf(\"p50 %.3f ms, p99 %.3f ms\", $st_p50, $st_p99)") lost $st_lost" "p99 < 10 ms" "$(verdict "$st_p99 < 10 && $st_lost == 0")"
+push_row() { # LABEL DESCRIPTION P99_TARGET_MS
+  local p99 lost rep take
+  p99=$(get "$1" p99_ms); lost=$(get "$1" missing); rep=$(get "$1" repeated); take=$(get "$1" takeover_ms)
+  row "$2" "$(calc "sprintf(\"p50 %.1f, p99 %.1f ms\", $(get "$1" p50_ms), $p99)"), lost $lost, dup $rep$( [ "$take" != "0.0" ] && echo ", takeover ${take} ms")" "p99 <= $3 ms, lost 0" "$(verdict "$p99 <= $3 && $lost == 0")"
+}
+push_row push1k "push via balancer, 1,000 subscribers" 50
+push_row push10k "push via balancer, 10,000 subscribers" 500
+push_row push1k_kill "  same 1,000, owner of half killed" 50
+push_row push10k_kill "  same 10,000, owner of half killed" 500
 if [ -n "$(get nginx64 rps)" ]; then
   row "reference: bare nginx proxy -> canned, 64 conns" "$(calc "sprintf(\"%.0f req/s = %.2fx python (python again: %.0f)\", $(get nginx64 rps), $(get nginx64 rps) / $py64, $(get py64_again rps))")" "" ""
   row "reference: nginx as balancer -> our FEs, 64" "$(calc "sprintf(\"%.0f req/s = %.2fx python (ours again: %.0f)\", $(get nginx_bal64 rps), $(get nginx_bal64 rps) / $py64, $(get bal64_again rps))")" "" ""

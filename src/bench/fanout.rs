@@ -1,6 +1,10 @@
-//! Push fan-out (`fanout`): M callback servers subscribe to a front-end,
-//! then K writes, one at a time; for each (write, subscriber) pair, the time
-//! from the write's acknowledgement until that subscriber got the push.
+//! Push fan-out (`fanout`): M simulated tablets subscribe (through the
+//! balancer or a front-end), then K writes, one at a time; for each (write,
+//! subscriber) pair, the time from the write's acknowledgement until that
+//! subscriber got the push, and how many pushes never came or came twice.
+//! With `--kill-pid`, a process (the front-end that owns half the tablets)
+//! is killed mid-stream: the pushes of the writes after it show how long
+//! the takeover took, and that nothing was lost.
 
 use std::fmt;
 use std::future::Future;
@@ -8,20 +12,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use super::samples::{Samples, Sorted};
+use super::tablets;
 use super::{ensure, BenchError, Target, DEFAULT_EVENT};
-use crate::api::callback::{serve_callbacks, Callback};
+use crate::api::callback::Callback;
 use crate::api::Subscribe;
-use crate::rpc::{self, ClientError, Methods, ServerConfig};
+use crate::rpc::ClientError;
 use crate::secret::Secret;
 use crate::shutdown::{Shutdown, Tasks};
 
-/// Most subscribers a run may start (each is a listening socket).
+/// Most subscribers a run may start.
 const MAX_SUBSCRIBERS: usize = 10_000;
+/// Attempts of one write (a write carries a request id, so a retry after a
+/// front-end died applies once).
+const WRITE_ATTEMPTS: u32 = 5;
 /// Most measured writes.
 const MAX_WRITES: usize = 10_000;
 /// Most unmeasured writes.
@@ -57,6 +64,12 @@ pub struct FanoutConfig {
     /// How long one write's pushes may take before the missing ones count as lost, ms.
     #[arg(long, default_value_t = 5_000)]
     pub timeout_ms: u64,
+    /// Kill -9 this process (a front-end) mid-stream.
+    #[arg(long)]
+    pub kill_pid: Option<u32>,
+    /// With --kill-pid: kill it after this many measured writes.
+    #[arg(long, default_value_t = 5)]
+    pub kill_after: usize,
 }
 
 impl FanoutConfig {
@@ -69,7 +82,11 @@ impl FanoutConfig {
         })?;
         ensure(self.warmup_writes <= MAX_WARMUP_WRITES, || {
             format!("--warmup-writes must be at most {MAX_WARMUP_WRITES}")
-        })
+        })?;
+        ensure(
+            self.kill_pid.is_none() || self.kill_after < self.writes,
+            || "--kill-after must be below --writes".to_owned(),
+        )
     }
 }
 
@@ -87,6 +104,8 @@ struct Arrivals {
     all_in: Notify,
     /// Pushes that did not belong to this run's writes.
     other: AtomicUsize,
+    /// Pushes that came again after the first.
+    repeated: AtomicUsize,
 }
 
 impl Arrivals {
@@ -98,6 +117,7 @@ impl Arrivals {
             counts: (0..writes).map(|_| AtomicUsize::new(0)).collect(),
             all_in: Notify::new(),
             other: AtomicUsize::new(0),
+            repeated: AtomicUsize::new(0),
         }
     }
 
@@ -116,6 +136,7 @@ impl Arrivals {
             let mut times = self.times.lock().unwrap_or_else(|p| p.into_inner());
             let slot = &mut times[write * self.subscribers + sub];
             if slot.is_some() {
+                self.repeated.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             *slot = Some(at);
@@ -151,35 +172,6 @@ impl Arrivals {
             }
         }
     }
-}
-
-/// Starts subscriber `index`'s callback server on a free loopback port,
-/// owned by `tasks`; returns its URL.
-async fn start_subscriber(
-    tasks: &Tasks,
-    index: usize,
-    arrivals: Arc<Arrivals>,
-) -> Result<String, BenchError> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(BenchError::Bind)?;
-    let addr = listener.local_addr().map_err(BenchError::Bind)?;
-    let mut methods = Methods::new();
-    serve_callbacks(&mut methods, move |callback| {
-        arrivals.receive(index, &callback, Instant::now());
-        std::future::ready(())
-    });
-    let config = ServerConfig {
-        shutdown_grace: Duration::from_millis(SUBSCRIBER_GRACE_MS),
-        ..ServerConfig::default()
-    };
-    let shutdown = tasks.shutdown().clone();
-    tasks.spawn(async move {
-        // Only repeated accept failures end it early; its pushes then show
-        // in the report as missing.
-        let _ = rpc::serve(listener, methods, config, shutdown.triggered()).await;
-    });
-    Ok(format!("http://{addr}/"))
 }
 
 /// Runs `call` for every URL, [`SETUP_CONCURRENCY`] at a time; returns the
@@ -240,8 +232,13 @@ async fn measure(
     let total_writes = config.warmup_writes + config.writes;
     let arrivals = Arc::new(Arrivals::new(m, total_writes, rand::random()));
     let mut urls = Vec::with_capacity(m);
-    for i in 0..m {
-        urls.push(start_subscriber(tasks, i, arrivals.clone()).await?);
+    let receive: tablets::Receive = {
+        let arrivals = arrivals.clone();
+        Arc::new(move |index, callback| arrivals.receive(index, &callback, Instant::now()))
+    };
+    for first in (0..m).step_by(tablets::TABLETS_PER_PORT) {
+        let count = tablets::TABLETS_PER_PORT.min(m - first);
+        urls.extend(tablets::start_port(tasks, first, count, receive.clone()).await?);
     }
 
     let control = subscribe_to.client(SETUP_CONCURRENCY)?;
@@ -273,11 +270,17 @@ async fn measure(
     let pw = password.expose();
     let mut sends = Vec::with_capacity(total_writes);
     let mut acks = Vec::with_capacity(total_writes);
+    let mut killed_at = None;
     let run_started = Instant::now();
     for w in 0..total_writes {
+        if let Some(pid) = config.kill_pid {
+            if killed_at.is_none() && w == config.warmup_writes + config.kill_after {
+                kill(pid)?;
+                killed_at = Some(Instant::now());
+            }
+        }
         let sent = Instant::now();
-        writer
-            .set_score_text(&config.event, &arrivals.score_text(w), &pw)
+        write(&writer, &config.event, &arrivals.score_text(w), &pw)
             .await
             .map_err(|source| BenchError::Call {
                 what: format!("write {w} through {}", write_to.url()),
@@ -290,6 +293,7 @@ async fn measure(
     }
     let run_secs = run_started.elapsed().as_secs_f64();
     let measured = Measured::of(&arrivals, &sends, &acks, config.warmup_writes);
+    let after_kill = killed_at.map(|at| Measured::after(&arrivals, &acks, at));
 
     let unsubscribe_failures = for_each_url(&urls, |url| {
         let control = control.clone();
@@ -313,7 +317,46 @@ async fn measure(
         missing: measured.missing,
         before_ack: measured.before_ack,
         unrelated: arrivals.other.load(Ordering::Relaxed),
+        repeated: arrivals.repeated.load(Ordering::Relaxed),
+        after_kill,
         unsubscribe_failures,
+    })
+}
+
+/// One write through `writer`, with a request id of its own, retried (the
+/// id makes a retry apply once) when a front-end died under it.
+async fn write(
+    writer: &crate::api::Client,
+    event: &str,
+    score: &str,
+    password: &str,
+) -> Result<(), ClientError> {
+    let id = crate::cluster::new_request_id("bench");
+    let mut attempt = 1;
+    loop {
+        match writer.set_score(event, score, password, Some(&id)).await {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if attempt < WRITE_ATTEMPTS
+                    && e.fault()
+                        .is_none_or(|f| f.code == crate::api::faults::UNAVAILABLE) =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Kills `pid` outright, as a crash would.
+fn kill(pid: u32) -> Result<(), BenchError> {
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .map_err(|e| BenchError::Invalid(format!("cannot run kill: {e}")))?;
+    ensure(status.success(), || {
+        format!("kill -KILL {pid} failed: {status}")
     })
 }
 
@@ -336,7 +379,48 @@ struct Measured {
     before_ack: usize,
 }
 
+/// The pushes of the writes acknowledged after a kill.
+#[derive(Debug)]
+struct AfterKill {
+    /// Writes acknowledged after it.
+    writes: usize,
+    /// Acknowledgement to push, per pair of those writes that arrived.
+    pairs: Sorted,
+    /// Kill to push, for the first of those writes to reach each
+    /// subscriber: the worst is the takeover time.
+    first: Sorted,
+}
+
 impl Measured {
+    /// The pushes of writes acknowledged after `killed_at`.
+    fn after(arrivals: &Arrivals, acks: &[Instant], killed_at: Instant) -> AfterKill {
+        let m = arrivals.subscribers;
+        let times = arrivals.times.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pairs = Samples::default();
+        let mut first: Vec<Option<Duration>> = vec![None; m];
+        let mut writes = 0;
+        for (w, ack) in acks.iter().enumerate().filter(|(_, a)| **a >= killed_at) {
+            writes += 1;
+            for (sub, at) in times[w * m..(w + 1) * m].iter().enumerate() {
+                if let Some(at) = at {
+                    pairs.record(at.saturating_duration_since(*ack));
+                    if first[sub].is_none() {
+                        first[sub] = Some(at.saturating_duration_since(killed_at));
+                    }
+                }
+            }
+        }
+        let mut firsts = Samples::default();
+        for d in first.into_iter().flatten() {
+            firsts.record(d);
+        }
+        AfterKill {
+            writes,
+            pairs: pairs.sorted(),
+            first: firsts.sorted(),
+        }
+    }
+
     fn of(arrivals: &Arrivals, sends: &[Instant], acks: &[Instant], warmup: usize) -> Measured {
         let m = arrivals.subscribers;
         let times = arrivals.times.lock().unwrap_or_else(|p| p.into_inner());
@@ -389,6 +473,10 @@ pub struct FanoutReport {
     before_ack: usize,
     /// Pushes that were not for this run's writes.
     unrelated: usize,
+    /// Pushes that came again after the first.
+    repeated: usize,
+    /// With a kill: the pushes of the writes after it.
+    after_kill: Option<AfterKill>,
     unsubscribe_failures: usize,
 }
 
@@ -412,14 +500,24 @@ impl fmt::Display for FanoutReport {
         writeln!(f, "  sent -> push, all pairs: {}", self.from_send.summary())?;
         writeln!(
             f,
-            "  {} of {} pushes arrived, {} missing (>{} ms), {} before the ack (counted as 0), {} unrelated",
+            "  {} of {} pushes arrived, {} missing (>{} ms), {} repeated, {} before the ack (counted as 0), {} unrelated",
             self.pairs.len(),
             self.writes * m,
             self.missing,
             self.timeout_ms,
+            self.repeated,
             self.before_ack,
             self.unrelated
         )?;
+        if let Some(k) = &self.after_kill {
+            writeln!(
+                f,
+                "  after the kill: {} writes; ack -> push {}; kill -> first push per subscriber: {}",
+                k.writes,
+                k.pairs.summary(),
+                k.first.summary()
+            )?;
+        }
         if self.unsubscribe_failures > 0 {
             writeln!(
                 f,
@@ -429,7 +527,7 @@ impl fmt::Display for FanoutReport {
         }
         writeln!(
             f,
-            "RESULT kind=fanout label={} subscribers={m} writes={} p50_ms={:.4} p99_ms={:.4} max_ms={:.4} last_p50_ms={:.4} last_p99_ms={:.4} send_p50_ms={:.4} send_p99_ms={:.4} ack_p50_ms={:.4} received={} missing={} before_ack={}",
+            "RESULT kind=fanout label={} subscribers={m} writes={} p50_ms={:.4} p99_ms={:.4} max_ms={:.4} last_p50_ms={:.4} last_p99_ms={:.4} send_p50_ms={:.4} send_p99_ms={:.4} ack_p50_ms={:.4} received={} missing={} before_ack={} repeated={} takeover_ms={:.1}",
             self.label,
             self.writes,
             self.pairs.percentile_ms(50.0),
@@ -443,6 +541,10 @@ impl fmt::Display for FanoutReport {
             self.pairs.len(),
             self.missing,
             self.before_ack,
+            self.repeated,
+            self.after_kill
+                .as_ref()
+                .map_or(0.0, |k| k.first.percentile_ms(100.0)),
         )
     }
 }

@@ -21,6 +21,7 @@ mod fanout;
 mod load;
 mod samples;
 mod staleness;
+mod tablets;
 
 use std::fmt;
 use std::time::Duration;
