@@ -2,9 +2,17 @@
 //! simulated-games mode for demos, and one-shot writes for scripts.
 //!
 //! Writes use the structured methods with a request id of our own, so a
-//! write retried after a timeout is applied once.
+//! write retried after a timeout is applied once. A write refused for now
+//! (rate limited, after failed passwords from the same address) is retried
+//! after the wait the server names, with the same request id.
+//!
+//! Every kind of write is one [`Update`] variant: its subcommand, its line
+//! in an updates file ([`parse_updates`]), its call ([`Feeder::apply`]) and
+//! its words ([`Update`]'s `Display`). A new kind (add a team, revoke a
+//! medal) adds one variant and one arm in each.
 
-use std::time::Duration;
+use std::fmt;
+use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom as _;
 use rand::Rng;
@@ -15,15 +23,74 @@ use crate::rpc::ClientError;
 use crate::scoreboard::{Medal, Roster};
 use crate::secret::Secret;
 use crate::shutdown::Shutdown;
+use crate::store::Entry;
 
-/// Attempts per write before giving up (only transport failures are retried).
-const WRITE_ATTEMPTS: u32 = 3;
+/// Attempts per write at most, the first included.
+pub const WRITE_ATTEMPTS: u32 = 5;
+/// A write is not retried once this long has passed since its first
+/// attempt (waits included).
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(30);
+/// Pause after the first transport failure; it doubles after each.
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Added to the wait a rate-limited refusal names, which is rounded to a
+/// tenth of a second.
+const RATE_LIMIT_MARGIN: Duration = Duration::from_millis(100);
 
 /// One update, as a file line or a subcommand describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {
     Score { event: String, score: String },
     Medal { team: String, medal: String },
+}
+
+impl fmt::Display for Update {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Update::Score { event, score } => write!(f, "score of {event} set to {score:?}"),
+            Update::Medal { team, medal } => write!(f, "{medal} medal to {team}"),
+        }
+    }
+}
+
+/// What a write did, in words: the old acknowledgement text and the
+/// version the write got.
+pub fn describe_ack(ack: &WriteAck) -> String {
+    let what = match &ack.entry {
+        Entry::Tally(t) => crate::scoreboard::text::medal_ack(t),
+        Entry::Score(s) => crate::scoreboard::text::score_ack(&s.event),
+    };
+    let again = if ack.duplicate {
+        ", already applied before"
+    } else {
+        ""
+    };
+    format!("{} (version {}{again})", what.trim_end(), ack.version)
+}
+
+/// Why a write failed, in words.
+pub fn describe_error(e: &ClientError) -> String {
+    match e {
+        ClientError::Fault(f) => format!("the server refused it: {} (fault {})", f.message, f.code),
+        other => other.to_string(),
+    }
+}
+
+/// How long to wait before trying a failed write again, or `None` to give
+/// up: after `attempts` tries, `elapsed` since the first. A rate-limited
+/// refusal waits as long as the server says; a transport failure (the
+/// write may or may not have arrived: the request id makes a second
+/// arrival harmless) waits 100 ms, then twice as long each time; other
+/// faults and bad URLs are final.
+pub fn retry_pause(error: &ClientError, attempts: u32, elapsed: Duration) -> Option<Duration> {
+    if attempts >= WRITE_ATTEMPTS {
+        return None;
+    }
+    let pause = match error {
+        ClientError::Fault(f) => faults::retry_after(f)? + RATE_LIMIT_MARGIN,
+        ClientError::Url(_) | ClientError::Encode(_) => return None,
+        _ => FIRST_RETRY_PAUSE * 2u32.saturating_pow(attempts.saturating_sub(1)),
+    };
+    (elapsed + pause <= WRITE_DEADLINE).then_some(pause)
 }
 
 /// Why an updates file was refused.
@@ -91,15 +158,17 @@ impl Feeder {
         Feeder { client, password }
     }
 
-    /// Applies one update; returns the server's acknowledgement.
+    /// Applies one update; returns the server's acknowledgement. Retries
+    /// as [`retry_pause`] says, with the same request id.
     ///
     /// # Errors
     /// A fault (wrong password, unknown name) at once; transport failures
-    /// after `WRITE_ATTEMPTS` tries with the same request id.
+    /// and rate-limited refusals once [`retry_pause`] gives up.
     pub async fn apply(&self, update: &Update) -> Result<WriteAck, ClientError> {
         let request_id = crate::cluster::new_request_id("feeder");
         let password = self.password.expose();
-        let mut attempt = 1;
+        let start = Instant::now();
+        let mut attempts = 1;
         loop {
             let outcome = match update {
                 Update::Score { event, score } => {
@@ -113,14 +182,21 @@ impl Feeder {
                         .await
                 }
             };
-            match outcome {
-                Err(e) if attempt < WRITE_ATTEMPTS && e.fault().is_none() => {
-                    warn!(error = %e, attempt, "write failed; retrying with the same request id");
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
+            let error = match outcome {
+                Ok(ack) => return Ok(ack),
+                Err(e) => e,
+            };
+            let Some(pause) = retry_pause(&error, attempts, start.elapsed()) else {
+                return Err(error);
+            };
+            warn!(
+                "{update}: {}; trying again in {:.1} s (attempt {} of at most {WRITE_ATTEMPTS})",
+                describe_error(&error),
+                pause.as_secs_f64(),
+                attempts + 1
+            );
+            tokio::time::sleep(pause).await;
+            attempts += 1;
         }
     }
 
@@ -146,7 +222,7 @@ impl Feeder {
                     return Err(e)
                 }
                 Err(e) => {
-                    warn!(error = %e, "waiting for the server");
+                    warn!("waiting for the server: {}", describe_error(&e));
                     tokio::select! {
                         _ = shutdown.triggered() => return Ok(0),
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -165,18 +241,18 @@ impl Feeder {
             }
             for update in simulated_updates(&roster, rng) {
                 match self.apply(&update).await {
-                    Ok(_) => {
-                        info!(?update, "published");
+                    Ok(ack) => {
+                        info!("published: {}", describe_ack(&ack));
                         sent += 1;
                     }
                     Err(e) => {
-                        warn!(?update, error = %e, "publish failed");
+                        warn!("not published: {update}: {}", describe_error(&e));
                         failed += 1;
                     }
                 }
             }
         }
-        info!(sent, failed, "games over");
+        info!("games over: {sent} updates published, {failed} failed");
         Ok(sent)
     }
 }
@@ -243,6 +319,77 @@ mod tests {
         );
         assert_eq!(parse_updates("medal | Gaul").unwrap_err().line, 1);
         assert_eq!(parse_updates("ok\nnope | a | b").unwrap_err().line, 1);
+    }
+
+    #[test]
+    fn updates_and_acks_read_as_words() {
+        let medal = Update::Medal {
+            team: "Gaul".into(),
+            medal: "gold".into(),
+        };
+        assert_eq!(medal.to_string(), "gold medal to Gaul");
+        let score = Update::Score {
+            event: "Stone Curling".into(),
+            score: "Gaul 3, Rome 1".into(),
+        };
+        assert_eq!(
+            score.to_string(),
+            "score of Stone Curling set to \"Gaul 3, Rome 1\""
+        );
+        let ack = WriteAck {
+            version: 12,
+            entry: Entry::Tally(crate::scoreboard::Tally {
+                team: "Gaul".into(),
+                gold: 3,
+                silver: 1,
+                bronze: 0,
+                version: 12,
+                updated: 0.0,
+            }),
+            duplicate: false,
+        };
+        assert_eq!(
+            describe_ack(&ack),
+            "Medal tally of Gaul updated: 3 gold, 1 silver, 0 bronze (version 12)"
+        );
+        let refused = ClientError::Fault(faults::unauthorized("wrong password"));
+        assert_eq!(
+            describe_error(&refused),
+            "the server refused it: wrong password (fault 1)"
+        );
+    }
+
+    #[test]
+    fn refused_writes_wait_as_told_and_transport_failures_back_off() {
+        let limited = ClientError::Fault(faults::rate_limited(
+            "too many failed password attempts",
+            Duration::from_millis(1_500),
+        ));
+        let start = Duration::ZERO;
+        assert_eq!(
+            retry_pause(&limited, 1, start),
+            Some(Duration::from_millis(1_600))
+        );
+        // Bounded in attempts and in total time.
+        assert_eq!(retry_pause(&limited, WRITE_ATTEMPTS, start), None);
+        assert_eq!(retry_pause(&limited, 1, WRITE_DEADLINE), None);
+        // Other faults are final.
+        let unknown = ClientError::Fault(crate::rpc::Fault::new(faults::UNKNOWN_TEAM, "no"));
+        assert_eq!(retry_pause(&unknown, 1, start), None);
+        assert_eq!(retry_pause(&ClientError::Url("x".into()), 1, start), None);
+        // Transport failures: 100 ms, then doubling.
+        let down = ClientError::Connect("refused".into());
+        let pauses: Vec<_> = (1..=WRITE_ATTEMPTS)
+            .map(|n| retry_pause(&down, n, start))
+            .collect();
+        assert_eq!(
+            pauses,
+            [100, 200, 400, 800]
+                .map(|ms| Some(Duration::from_millis(ms)))
+                .into_iter()
+                .chain([None])
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
