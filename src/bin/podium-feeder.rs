@@ -133,7 +133,10 @@ fn run(
             let runtime = cli::runtime(1).context("starting the runtime")?;
             let mut rng = rand::rngs::StdRng::from_entropy();
             runtime
-                .block_on(feeder.simulate(rate, count, &mut rng, Shutdown::on_signal()))
+                .block_on(async {
+                    let shutdown = Shutdown::on_signal();
+                    feeder.simulate(rate, count, &mut rng, shutdown).await
+                })
                 .map_err(|e| anyhow::anyhow!("simulated games: {}", describe_error(&e)))?;
             return Ok(());
         }
