@@ -60,10 +60,6 @@ fn run() -> anyhow::Result<()> {
     } else {
         args.frontends.clone()
     };
-    let ip = args
-        .bind
-        .ip(frontends.iter().map(String::as_str))
-        .context("choosing the address to listen on")?;
     let probe_interval = Duration::from_millis(args.probe_interval_ms);
     let config = BalancerConfig {
         frontends,
@@ -88,6 +84,10 @@ fn run() -> anyhow::Result<()> {
         server: args.server.to_config()?,
     };
     config.validate().context("invalid configuration")?;
+    let ip = args
+        .bind
+        .ip(config.frontends.iter().map(String::as_str))
+        .context("choosing the address to listen on")?;
     let runtime = cli::runtime(args.server.workers).context("starting the runtime")?;
     runtime.block_on(async {
         let listener = cli::bind((ip, args.port).into(), "balancer").await?;

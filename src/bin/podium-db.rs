@@ -61,10 +61,7 @@ fn run() -> anyhow::Result<()> {
         old.push((2, y.url(DEFAULT_PORTS[1])));
     }
     let peers = args.election.peers(args.uid, &old);
-    let ip = args
-        .bind
-        .ip(peers.values().map(String::as_str))
-        .context("choosing the address to listen on")?;
+    let peer_urls: Vec<String> = peers.values().cloned().collect();
     let election = args
         .election
         .to_config(
@@ -75,6 +72,10 @@ fn run() -> anyhow::Result<()> {
             vclock.clone(),
         )
         .context("election settings")?;
+    let ip = args
+        .bind
+        .ip(peer_urls.iter().map(String::as_str))
+        .context("choosing the address to listen on")?;
     let config = DbConfig {
         db_file: args.db_file.clone(),
         cluster_secret: secret,

@@ -103,10 +103,7 @@ fn run() -> anyhow::Result<()> {
         old.push((other, z.url(other_port)));
     }
     let peers = args.election.peers(args.uid, &old);
-    let ip = args
-        .bind
-        .ip(peers.values().map(String::as_str))
-        .context("choosing the address to listen on")?;
+    let peer_urls: Vec<String> = peers.values().cloned().collect();
     let secret = args.secret.load().context("reading the cluster secret")?;
     let clock = args.election.clock();
     let vclock = SharedClock::new(args.uid as usize);
@@ -143,6 +140,10 @@ fn run() -> anyhow::Result<()> {
         vclock,
     };
     config.validate().context("invalid configuration")?;
+    let ip = args
+        .bind
+        .ip(peer_urls.iter().map(String::as_str))
+        .context("choosing the address to listen on")?;
     let runtime = cli::runtime(args.server.workers).context("starting the runtime")?;
     runtime.block_on(async {
         let node = Node::new(election).context("election settings")?;

@@ -137,6 +137,8 @@ pub fn authority(host: &str, port: u16) -> String {
 /// Why no address to listen on could be chosen.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
+    #[error("peer {0:?} is not a URL or HOST:PORT")]
+    Url(String),
     #[error("peer {peer}: cannot resolve it: {source}")]
     Resolve {
         peer: String,
@@ -161,12 +163,14 @@ pub fn default_listen_ip<'a>(
     peers: impl IntoIterator<Item = &'a str>,
 ) -> Result<IpAddr, BindError> {
     for peer in peers {
-        let authority = peer
-            .split_once("://")
-            .map_or(peer, |(_, rest)| rest)
-            .split('/')
-            .next()
-            .unwrap_or_default();
+        let url = if peer.contains("://") {
+            peer.to_owned()
+        } else {
+            format!("http://{peer}/")
+        };
+        let uri: http::Uri = url.parse().map_err(|_| BindError::Url(peer.to_owned()))?;
+        let host = uri.host().ok_or_else(|| BindError::Url(peer.to_owned()))?;
+        let authority = format!("{host}:{}", uri.port_u16().unwrap_or(80));
         let addrs: Vec<SocketAddr> = authority
             .to_socket_addrs()
             .map_err(|source| BindError::Resolve {
@@ -286,9 +290,20 @@ mod tests {
         let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
         assert_eq!(default_listen_ip([]).unwrap(), lo);
         assert_eq!(
-            default_listen_ip(["127.0.0.1:8000", "http://127.0.0.3:8002/", "[::1]:8003"]).unwrap(),
+            default_listen_ip([
+                "127.0.0.1:8000",
+                "http://127.0.0.3:8002/",
+                "[::1]:8003",
+                "http://[::1]/",
+                "http://localhost:8001/",
+            ])
+            .unwrap(),
             lo
         );
+        assert!(matches!(
+            default_listen_ip(["http://a b/"]),
+            Err(BindError::Url(_))
+        ));
         // Asking the routes sends nothing; toward loopback they say loopback.
         let toward = local_ip_toward("127.0.0.5:9".parse().unwrap()).unwrap();
         assert!(toward.is_loopback(), "{toward}");
