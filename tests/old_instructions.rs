@@ -409,3 +409,53 @@ fn on_one_machine_with_a_loopback_address_each() {
     };
     old_instructions_form_one_cluster(&layout);
 }
+
+/// Runs a binary that must refuse its flags before it binds anything; its
+/// exit code and stderr.
+fn refused(program: &str, args: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env("PODIUM_CLUSTER_SECRET", SECRET)
+        .env("PODIUM_FEEDER_PASSWORD", PASSWORD)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE");
+    let out = output_within(cmd, STEP_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("LISTENING"), "it started:\n{stderr}");
+    (out.status.code(), stderr)
+}
+
+#[test]
+fn zhost_is_the_other_front_end_so_other_uids_are_told_to_use_peer() {
+    let (code, stderr) = refused(bin(FE1), &["--uid=3", "--zhost=127.0.0.1:8004"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("podium-frontend: error: --zhost names the other front-end")
+            && stderr.contains("--peer UID=HOST:PORT"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_host_flags_are_refused_with_the_reason() {
+    let cases: [(usize, &str, &str); 4] = [
+        (
+            FE1,
+            "--dbhost=127.0.0.1:99999",
+            "expected a number from 1 to 65535",
+        ),
+        (
+            DB,
+            "--xhost=http://10.0.0.2:8002/",
+            "is a URL: expected HOST or HOST:PORT",
+        ),
+        (BALANCER, "--yhost=[::1", "is not an IPv6 address"),
+        (TABLET, "--serip=fd00::1:x", "is not an IPv6 address"),
+    ];
+    for (role, flag, reason) in cases {
+        let (code, stderr) = refused(bin(role), &[flag]);
+        assert_eq!(code, Some(2), "{flag}: {stderr}");
+        assert!(stderr.contains(reason), "{flag}: {stderr}");
+    }
+}
