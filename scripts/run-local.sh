@@ -182,7 +182,7 @@ status() {
 open_viewer() {
   local stop_cmd first pane name target
   stop_cmd=$(printf 'PODIUM_DEMO_DIR=%q PODIUM_BIN_DIR=%q %q stop' "$state" "$bin" "$root/scripts/run-local.sh")
-  first="echo 'Podium demo: Ctrl-C here stops every process.'; trap $(printf '%q' "$stop_cmd") INT; while sleep 3600; do :; done"
+  first="trap $(printf '%q' "$stop_cmd") INT; echo 'Podium demo: Ctrl-C here stops every process.'; while sleep 3600; do :; done"
   if [ -n "${TMUX:-}" ]; then
     target=$(tmux new-window -d -P -F '#{window_id}' -n podium-demo "bash -c $(printf '%q' "$first")")
     echo "window $target" > "$pids/tmux"

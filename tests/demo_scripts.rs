@@ -298,7 +298,14 @@ fn run_local_inside_a_detached_tmux_session() {
         "no log window: {}",
         windows()
     );
-    // Ctrl-C in the window's first pane stops the demo, cleanly.
+    // Ctrl-C in the window's first pane stops the demo, cleanly (once the
+    // pane says so, it is ready for it).
+    let control = || tmux.run(&["capture-pane", "-p", "-t", "outer:podium-demo.0"]);
+    assert!(
+        wait_until(SCRIPT_TIMEOUT, || control().contains("Ctrl-C here stops")),
+        "the control pane never became ready:\n{}",
+        control()
+    );
     tmux.run(&["send-keys", "-t", "outer:podium-demo.0", "C-c"]);
     assert!(
         wait_until(SCRIPT_TIMEOUT, || tmux
