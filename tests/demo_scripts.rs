@@ -254,7 +254,11 @@ impl Drop for Tmux<'_> {
 #[test]
 fn run_local_inside_a_detached_tmux_session() {
     if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("SKIPPED run_local_inside_a_detached_tmux_session: no tmux");
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED run_local_inside_a_detached_tmux_session: no tmux"
+        );
         return;
     }
     let Some(net) = Netns::or_skip("run_local_inside_a_detached_tmux_session", 1) else {

@@ -18,9 +18,9 @@
 //!
 //! Creating namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) and
 //! `ip` (iproute2). Without them [`Netns::create`] says why, and
-//! [`Netns::or_skip`] prints that and lets the test skip, unless
-//! `PODIUM_REQUIRE_NETNS=1` (set by `.ci/run` when it runs as root) makes
-//! it a failure.
+//! [`Netns::or_skip`] prints that (past the harness's capture) and lets the
+//! test skip, unless `PODIUM_REQUIRE_NETNS=1` (set by `.ci/run` where
+//! namespaces can be made) makes it a failure.
 //!
 //! Use from a test file with `mod support; mod netns_support;`.
 #![allow(dead_code)]
@@ -117,7 +117,13 @@ impl Netns {
                 panic!("{test}: {REQUIRE_ENV}=1 but network namespaces cannot be made: {reason}")
             }
             Err(reason) => {
-                eprintln!("SKIPPED {test}: {reason} (run as root to test across namespaces)");
+                // Straight to stderr, past the test harness's capture, so
+                // that a skip shows in a passing run too.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED {test}: {reason} (run as root to test across namespaces)"
+                );
                 None
             }
         }
