@@ -1,5 +1,6 @@
 //! `podium-balancer`: the public entry point (the old PygmyDotCom).
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -7,27 +8,26 @@ use clap::Parser;
 use podium::balancer::{
     BalancerConfig, DEFAULT_FORWARD_TIMEOUT_MS, DEFAULT_PORT, DEFAULT_PROBE_INTERVAL_MS,
 };
-use podium::cli::{self, BindArgs, ClusterSecretArgs, ServerArgs};
+use podium::cli::{self, BindArgs, ClusterSecretArgs, HostPort, ServerArgs};
 use podium::frontend::DEFAULT_PORTS;
 
 /// Podium balancer: forwards each public call to a random healthy front-end.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = env!("CARGO_BIN_NAME"), version,
+          after_help = cli::help_footer(&[cli::CLUSTER_SECRET_VAR]))]
 struct Args {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = DEFAULT_PORT)]
     port: u16,
-    #[command(flatten)]
-    bind: BindArgs,
-    /// A front-end URL; repeat for each. Default: the old two, from --xhost/--yhost.
-    #[arg(long = "frontend")]
+    /// A front-end URL; repeat for each. Default: the old two, --xhost and --yhost.
+    #[arg(long = "frontend", conflicts_with_all = ["xhost", "yhost"])]
     frontends: Vec<String>,
-    /// Host of front-end 1 (port 8002), as the old system named it.
+    /// Front-end 1, HOST or HOST:PORT (port 8002 if not given), as the old system named it.
     #[arg(long, default_value = "127.0.0.1")]
-    xhost: String,
-    /// Host of front-end 2 (port 8003), as the old system named it.
+    xhost: HostPort,
+    /// Front-end 2, HOST or HOST:PORT (port 8003 if not given), as the old system named it.
     #[arg(long, default_value = "127.0.0.1")]
-    yhost: String,
+    yhost: HostPort,
     /// Milliseconds between health probes of every front-end.
     #[arg(long, default_value_t = DEFAULT_PROBE_INTERVAL_MS)]
     probe_interval_ms: u64,
@@ -38,23 +38,24 @@ struct Args {
     #[arg(long, default_value_t = DEFAULT_FORWARD_TIMEOUT_MS)]
     forward_timeout_ms: u64,
     #[command(flatten)]
+    bind: BindArgs,
+    #[command(flatten)]
     secret: ClusterSecretArgs,
     #[command(flatten)]
     server: ServerArgs,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    cli::main(env!("CARGO_BIN_NAME"), run)
+}
+
+fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
     let frontends = if args.frontends.is_empty() {
-        let (x, y) = if args.bind.run_locally {
-            ("127.0.0.1", "127.0.0.1")
-        } else {
-            (args.xhost.as_str(), args.yhost.as_str())
-        };
         vec![
-            format!("http://{x}:{}/", DEFAULT_PORTS[0]),
-            format!("http://{y}:{}/", DEFAULT_PORTS[1]),
+            args.xhost.url(DEFAULT_PORTS[0]),
+            args.yhost.url(DEFAULT_PORTS[1]),
         ]
     } else {
         args.frontends.clone()
@@ -83,9 +84,13 @@ fn main() -> anyhow::Result<()> {
         server: args.server.to_config()?,
     };
     config.validate().context("invalid configuration")?;
+    let ip = args
+        .bind
+        .ip(config.frontends.iter().map(String::as_str))
+        .context("choosing the address to listen on")?;
     let runtime = cli::runtime(args.server.workers).context("starting the runtime")?;
     runtime.block_on(async {
-        let listener = cli::bind(args.bind.addr(args.port), "balancer").await?;
+        let listener = cli::bind((ip, args.port).into(), "balancer").await?;
         podium::balancer::run(listener, config, podium::shutdown::Shutdown::on_signal())
             .await
             .context("serving")

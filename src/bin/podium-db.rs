@@ -1,26 +1,27 @@
 //! `podium-db`: the database server (the old DatabaseServer).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use podium::cli::{self, BindArgs, ClusterSecretArgs, ElectionArgs, ServerArgs};
+use podium::cli::{self, BindArgs, ClusterSecretArgs, ElectionArgs, HostPort, ServerArgs};
 use podium::db::{DbConfig, DbServer, DEFAULT_DB_FILE, DEFAULT_PORT};
 use podium::election::driver::Node;
 use podium::election::vclock::SharedClock;
+use podium::frontend::DEFAULT_PORTS;
 use podium::scoreboard::Roster;
 use podium::shutdown::{Shutdown, Tasks};
 
 /// Podium database server: owns the SQLite file, orders every write, serves
 /// the change feed. All its methods need the cluster secret.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = env!("CARGO_BIN_NAME"), version,
+          after_help = cli::help_footer(&[cli::CLUSTER_SECRET_VAR]))]
 struct Args {
     /// Port to listen on (0 picks a free one, printed as `LISTENING <addr>`).
     #[arg(long, default_value_t = DEFAULT_PORT)]
     port: u16,
-    #[command(flatten)]
-    bind: BindArgs,
     /// SQLite file; created if missing.
     #[arg(long, default_value = DEFAULT_DB_FILE)]
     db_file: PathBuf,
@@ -39,6 +40,14 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     uid: u32,
     #[command(flatten)]
+    bind: BindArgs,
+    /// Front-end uid 1, HOST or HOST:PORT (port 8002 if not given), as the old system named it.
+    #[arg(long, help_heading = "Cluster")]
+    xhost: Option<HostPort>,
+    /// Front-end uid 2, HOST or HOST:PORT (port 8003 if not given), as the old system named it.
+    #[arg(long, help_heading = "Cluster")]
+    yhost: Option<HostPort>,
+    #[command(flatten)]
     election: ElectionArgs,
     #[command(flatten)]
     secret: ClusterSecretArgs,
@@ -46,17 +55,30 @@ struct Args {
     server: ServerArgs,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    cli::main(env!("CARGO_BIN_NAME"), run)
+}
+
+fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
     let secret = args.secret.load().context("reading the cluster secret")?;
     let clock = args.election.clock();
     let vclock = SharedClock::new(args.uid as usize);
+    let mut old = Vec::new();
+    if let Some(x) = &args.xhost {
+        old.push((1, x.url(DEFAULT_PORTS[0])));
+    }
+    if let Some(y) = &args.yhost {
+        old.push((2, y.url(DEFAULT_PORTS[1])));
+    }
+    let peers = args.election.peers(args.uid, &old);
+    let peer_urls: Vec<String> = peers.values().cloned().collect();
     let election = args
         .election
         .to_config(
             args.uid,
-            None,
+            peers,
             secret.clone(),
             clock.clone(),
             vclock.clone(),
@@ -68,6 +90,10 @@ fn main() -> anyhow::Result<()> {
         .map(Roster::from_file)
         .transpose()
         .context("reading the roster")?;
+    let ip = args
+        .bind
+        .ip(peer_urls.iter().map(String::as_str))
+        .context("choosing the address to listen on")?;
     let config = DbConfig {
         db_file: args.db_file.clone(),
         roster,
@@ -84,7 +110,7 @@ fn main() -> anyhow::Result<()> {
         let db = DbServer::open(config, shutdown.clone())
             .with_context(|| format!("opening {}", args.db_file.display()))?;
         let node = Node::new(election).context("election settings")?;
-        let listener = cli::bind(args.bind.addr(args.port), "db").await?;
+        let listener = cli::bind((ip, args.port).into(), "db").await?;
         let mut methods = db.methods();
         node.add_methods(&mut methods);
         let tasks = Tasks::new(shutdown.clone());

@@ -1,12 +1,12 @@
 //! `podium-tablet`: follows teams and events (the old StoneTablet).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use podium::api::Client;
-use podium::cli::{self, ServerArgs, TargetArgs};
+use podium::cli::{self, BindArgs, ServerArgs, TargetArgs};
 use podium::rpc::ClientConfig;
 use podium::scoreboard::Roster;
 use podium::shutdown::Shutdown;
@@ -22,11 +22,13 @@ enum Mode {
 }
 
 /// Podium tablet: a live view of chosen teams' medals and events' scores.
+///
+/// In push mode it listens on --port for the front-ends' callbacks and
+/// gives them the address it listens on (or --callback-host).
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = env!("CARGO_BIN_NAME"), version, after_help = cli::help_footer(&[]))]
 struct Args {
-    #[command(flatten)]
-    target: TargetArgs,
+    /// How the view learns of changes.
     #[arg(long, value_enum, default_value_t = Mode::Push)]
     mode: Mode,
     /// Teams to follow (repeat or comma-separate); default: a random few.
@@ -41,10 +43,9 @@ struct Args {
     /// Push mode: callback port to listen on (0 picks a free one).
     #[arg(long, default_value_t = DEFAULT_PORT)]
     port: u16,
-    /// Push mode: address to listen on.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    host: IpAddr,
-    /// Push mode: the host front-ends should call back (default: the listen address).
+    /// Push mode: the host front-ends should call back. Default: the
+    /// address listened on; with 0.0.0.0 or ::, the address this host
+    /// reaches the server from.
     #[arg(long)]
     callback_host: Option<String>,
     /// Push mode: subscription lease in seconds (renewed every third).
@@ -54,17 +55,41 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     client_id: i64,
     #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    bind: BindArgs,
+    #[command(flatten)]
     server_limits: ServerArgs,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    cli::main(env!("CARGO_BIN_NAME"), run)
+}
+
+fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
     anyhow::ensure!(args.interval_ms >= 10, "--interval-ms must be at least 10");
     anyhow::ensure!(args.lease_secs >= 5, "--lease-secs must be at least 5");
-    let url = args.target.url();
-    let server = Client::new(&url, ClientConfig::default()).context("server URL")?;
+    let url = args.target.url()?;
     let limits = args.server_limits.to_config()?;
+    // Push mode listens where the server can reach it (see --host).
+    let listen = match args.mode {
+        Mode::Push => Some(
+            args.bind
+                .ip([url.as_str()])
+                .context("choosing the address to listen on")?,
+        ),
+        Mode::Pull => None,
+    };
+    // The cluster calls back only the address a subscription comes from:
+    // on a host with several, call from the one listened on.
+    let local_addr = listen.filter(|ip| !ip.is_unspecified() && args.callback_host.is_none());
+    let config = ClientConfig {
+        local_addr,
+        ..ClientConfig::default()
+    };
+    let server = Client::new(&url, config).with_context(|| format!("server URL {url}"))?;
     let runtime = cli::runtime(args.server_limits.workers).context("starting the runtime")?;
     runtime.block_on(async {
         let shutdown = Shutdown::on_signal();
@@ -97,21 +122,17 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Mode::Push => {
-                let listener = cli::bind(
-                    cli::bind_addr(args.host, args.target.run_locally, args.port),
-                    "tablet",
-                )
-                .await?;
+                let ip = listen.expect("push mode chose an address");
+                let listener = cli::bind((ip, args.port).into(), "tablet").await?;
                 let bound = listener.local_addr()?;
-                let host = args
-                    .callback_host
-                    .clone()
-                    .unwrap_or_else(|| bound.ip().to_string());
-                let callback_url = if host.contains(':') {
-                    format!("http://[{host}]:{}/", bound.port())
-                } else {
-                    format!("http://{host}:{}/", bound.port())
+                let host = match &args.callback_host {
+                    Some(host) => host.clone(),
+                    None if ip.is_unspecified() => cli::addr::default_listen_ip([url.as_str()])
+                        .context("choosing the callback address")?
+                        .to_string(),
+                    None => ip.to_string(),
                 };
+                let callback_url = format!("http://{}/", cli::addr::authority(&host, bound.port()));
                 let settings = PushSettings {
                     callback_url,
                     lease: Duration::from_secs(args.lease_secs),

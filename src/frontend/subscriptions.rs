@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use tracing::info;
+
 use super::Frontend;
 use crate::api::faults;
 use crate::cluster;
@@ -72,6 +74,7 @@ impl Frontend {
             style,
         };
         Box::pin(self.db.subscribe(&subscription)).await?;
+        info!(%url, lease_secs = lease.as_secs(), "tablet subscribed");
         Ok((url, lease))
     }
 

@@ -63,6 +63,10 @@ pub struct ClientConfig {
     /// that are not trusted to be reasonable (a gzip bomb costs CPU even
     /// when capped): a gzipped reply is then an error.
     pub decompress: bool,
+    /// The local address to call from. Default none (the system chooses):
+    /// a host with several addresses that must be seen at one (a tablet
+    /// calling back at the address it subscribes with) sets it.
+    pub local_addr: Option<std::net::IpAddr>,
 }
 
 impl Default for ClientConfig {
@@ -77,6 +81,7 @@ impl Default for ClientConfig {
             hook: None,
             accept_gzip: true,
             decompress: true,
+            local_addr: None,
         }
     }
 }
@@ -93,6 +98,7 @@ impl fmt::Debug for ClientConfig {
             .field("hook", &self.hook)
             .field("accept_gzip", &self.accept_gzip)
             .field("decompress", &self.decompress)
+            .field("local_addr", &self.local_addr)
             .finish()
     }
 }
@@ -197,7 +203,8 @@ impl Client {
             config.connect_timeout,
             config.pool_idle_timeout,
             config.pool_max_idle,
-        );
+        )
+        .with_local_addr(config.local_addr);
         Ok(Client {
             pool: Arc::new(pool),
             uri,

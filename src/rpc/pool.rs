@@ -50,6 +50,9 @@ pub(crate) struct Pool {
     idle_timeout: Duration,
     max_idle: usize,
     idle: Mutex<Vec<Idle>>,
+    /// The address connections are made from, when the caller must be seen
+    /// at a particular one of its host's addresses.
+    local: Option<std::net::IpAddr>,
 }
 
 struct Idle {
@@ -94,7 +97,38 @@ impl Connection {
     /// # Errors
     /// [`PoolError::Connect`].
     pub async fn open(authority: &str, timeout: Duration) -> Result<Connection, PoolError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(authority))
+        Connection::open_from(authority, timeout, None).await
+    }
+
+    /// [`Connection::open`] from the local address `local`, when given.
+    ///
+    /// # Errors
+    /// [`PoolError::Connect`].
+    pub async fn open_from(
+        authority: &str,
+        timeout: Duration,
+        local: Option<std::net::IpAddr>,
+    ) -> Result<Connection, PoolError> {
+        let connect = async {
+            let Some(local) = local else {
+                return TcpStream::connect(authority).await;
+            };
+            let mut last = None;
+            for remote in tokio::net::lookup_host(authority).await? {
+                let socket = if remote.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                socket.bind(std::net::SocketAddr::new(local, 0))?;
+                match socket.connect(remote).await {
+                    Ok(stream) => return Ok(stream),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| std::io::Error::other("no address to connect to")))
+        };
+        let stream = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| {
                 PoolError::Connect(format!("{authority}: no connection within {timeout:?}"))
@@ -210,7 +244,14 @@ impl Pool {
             idle_timeout,
             max_idle,
             idle: Mutex::new(Vec::new()),
+            local: None,
         }
+    }
+
+    /// Makes every connection from `local` (none: the system's choice).
+    pub(crate) fn with_local_addr(mut self, local: Option<std::net::IpAddr>) -> Pool {
+        self.local = local;
+        self
     }
 
     /// Sends `req` and reads the whole reply, refusing a body over
@@ -224,7 +265,8 @@ impl Pool {
             let (mut conn, reused) = match self.take_idle() {
                 Some(conn) => (conn, true),
                 None => (
-                    Connection::open(&self.authority, self.connect_timeout).await?,
+                    Connection::open_from(&self.authority, self.connect_timeout, self.local)
+                        .await?,
                     false,
                 ),
             };

@@ -235,6 +235,26 @@ fn drain(pipe: impl Read + Send + 'static, stream: Stream, output: Arc<Output>) 
     });
 }
 
+/// Starts `cmd` with stdin null and its output drained into the returned
+/// [`Output`].
+///
+/// # Panics
+/// When the program cannot be started.
+fn launch(mut cmd: Command) -> (Child, Arc<Output>) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let output = Arc::new(Output::default());
+    let stdout: ChildStdout = child.stdout.take().expect("stdout is piped");
+    let stderr: ChildStderr = child.stderr.take().expect("stderr is piped");
+    drain(stdout, Stream::Stdout, output.clone());
+    drain(stderr, Stream::Stderr, output.clone());
+    (child, output)
+}
+
 /// A running child process that listens on a port: typically a server
 /// started with `--port 0`. Created by [`Process::spawn`] or
 /// [`Process::start`], which return once the child has printed
@@ -280,22 +300,21 @@ impl Process {
     ///
     /// # Panics
     /// As [`Process::spawn`].
-    pub fn start(mut cmd: Command) -> Process {
+    pub fn start(cmd: Command) -> Process {
         let name = Path::new(cmd.get_program())
             .file_name()
             .map_or_else(|| "child".to_owned(), |n| n.to_string_lossy().into_owned());
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        let output = Arc::new(Output::default());
-        let stdout: ChildStdout = child.stdout.take().expect("stdout is piped");
-        let stderr: ChildStderr = child.stderr.take().expect("stderr is piped");
-        drain(stdout, Stream::Stdout, output.clone());
-        drain(stderr, Stream::Stderr, output.clone());
+        Process::start_named(cmd, &name)
+    }
 
+    /// Like [`Process::start`], calling the child `name` in messages (for a
+    /// program started through another, such as `ip netns exec`).
+    ///
+    /// # Panics
+    /// As [`Process::spawn`].
+    pub fn start_named(cmd: Command, name: &str) -> Process {
+        let name = name.to_owned();
+        let (mut child, output) = launch(cmd);
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let addr = loop {
             {
@@ -338,6 +357,22 @@ impl Process {
             name,
             child,
             addr,
+            output,
+        }
+    }
+
+    /// Starts a child that does not listen (a client: a feeder, say) and
+    /// returns at once; its output is kept and its [`Process::addr`] is
+    /// `0.0.0.0:0`. Killed on drop like any other.
+    ///
+    /// # Panics
+    /// When the program cannot be started.
+    pub fn start_client(cmd: Command, name: &str) -> Process {
+        let (child, output) = launch(cmd);
+        Process {
+            name: name.to_owned(),
+            child,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             output,
         }
     }
