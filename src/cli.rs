@@ -1,5 +1,6 @@
 //! What every binary does the same way at its edge: logging setup, the
-//! runtime, the shutdown signal, and reporting the bound address.
+//! descriptor limit, the runtime, the shutdown signal, TLS settings, and
+//! reporting the bound address.
 
 use std::net::SocketAddr;
 
@@ -16,6 +17,18 @@ pub fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// Raises this process's soft limit on open files to the hard limit (a
+/// server holds one descriptor per connection, and the usual soft limit of
+/// 1024 is below `--max-connections` plus what the process needs besides),
+/// and logs the result. Call after [`init_tracing`]. Does nothing where the
+/// OS has no such limit.
+pub fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
 }
 
 /// A tokio runtime with `workers` threads; 1 gives the current-thread
@@ -69,21 +82,41 @@ pub fn announce_listening(addr: SocketAddr) {
     let _ = out.flush();
 }
 
-/// Limits every server binary exposes as flags.
+/// Limits every server binary exposes as flags, and its TLS certificate.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
     /// Largest request body in bytes (after gzip decoding).
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
-    /// Connections served at once; more wait in the listen backlog.
+    /// Connections open at once; at the cap the one waiting longest (idle,
+    /// or still sending its request head) is closed to make room.
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
-    /// Milliseconds allowed for a request's headers, and for an idle keep-alive connection.
+    /// Connections open at once from one client address (IPv6: one /64); at
+    /// the cap that address's one waiting longest is closed to make room.
+    #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: usize,
+    /// Milliseconds allowed for a request's headers, for an idle keep-alive
+    /// connection, and for a TLS handshake.
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_HEADER_READ_TIMEOUT_MS)]
     pub header_timeout_ms: u64,
     /// Milliseconds allowed for a request's body.
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_BODY_READ_TIMEOUT_MS)]
     pub body_timeout_ms: u64,
+    /// Request-body bytes all connections together may hold; a body that
+    /// cannot get its share within a moment is refused with 503. At least
+    /// --max-body-bytes.
+    #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_BODY_BUDGET_BYTES)]
+    pub max_body_budget_bytes: usize,
+    /// Largest reply in bytes (before gzip); a larger one becomes a fault.
+    #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_REPLY_BYTES)]
+    pub max_reply_bytes: usize,
+    /// PEM certificate chain: serve HTTPS only (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Runtime worker threads; 1 runs everything on one thread, which on
     /// the 2-core machines we measured gave the lowest latency and the least
     /// CPU per request, for the balancer too (see README, Benchmarks).
@@ -93,12 +126,17 @@ pub struct ServerArgs {
 
 impl ServerArgs {
     /// # Errors
-    /// A limit of zero.
+    /// A limit of zero, a body budget below the body limit, or a TLS
+    /// certificate or key that cannot be used.
     pub fn to_config(&self) -> anyhow::Result<crate::rpc::ServerConfig> {
         anyhow::ensure!(self.max_body_bytes > 0, "--max-body-bytes must be positive");
         anyhow::ensure!(
             self.max_connections > 0,
             "--max-connections must be positive"
+        );
+        anyhow::ensure!(
+            self.max_connections_per_ip > 0,
+            "--max-connections-per-ip must be positive"
         );
         anyhow::ensure!(
             self.header_timeout_ms > 0,
@@ -109,16 +147,104 @@ impl ServerArgs {
             "--body-timeout-ms must be positive"
         );
         anyhow::ensure!(
+            self.max_body_budget_bytes >= self.max_body_bytes,
+            "--max-body-budget-bytes must be at least --max-body-bytes"
+        );
+        anyhow::ensure!(
+            self.max_reply_bytes > 0,
+            "--max-reply-bytes must be positive"
+        );
+        anyhow::ensure!(
             (1..=64).contains(&self.workers),
             "--workers must be 1 to 64"
         );
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                crate::rpc::tls::server_config(cert, key)
+                    .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?,
+            ),
+            (None, None) => None,
+            _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        };
         Ok(crate::rpc::ServerConfig {
             max_body_bytes: self.max_body_bytes,
             max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
             header_read_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
             body_read_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
+            max_body_budget_bytes: self.max_body_budget_bytes,
+            max_reply_bytes: self.max_reply_bytes,
+            tls,
             ..crate::rpc::ServerConfig::default()
         })
+    }
+
+    /// The scheme of this server's own URL: `https` when it serves TLS.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// Whom this process trusts when it calls `https://` URLs: every binary
+/// that is a client of the cluster has this flag.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientTlsArgs {
+    /// PEM file of the CA whose certificates the cluster's servers use:
+    /// calls to https:// URLs trust it (and nothing else), and URLs built
+    /// from host-only flags (--dbhost, --xhost, --serip...) use https.
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
+}
+
+impl ClientTlsArgs {
+    /// Makes `--tls-ca` the trust of every client of this process (see
+    /// [`crate::rpc::tls::set_default_client`]). Call once at start, before
+    /// any client or URL is made.
+    ///
+    /// # Errors
+    /// The CA file cannot be read or used.
+    pub fn install(&self) -> anyhow::Result<()> {
+        if let Some(ca) = &self.tls_ca {
+            let config =
+                crate::rpc::tls::client_config(ca).map_err(|e| anyhow::anyhow!("--tls-ca: {e}"))?;
+            crate::rpc::tls::set_default_client(config);
+            tracing::info!(ca = %ca.display(), "https:// calls trust this CA");
+        }
+        Ok(())
+    }
+}
+
+/// `http://HOST:PORT/`, or `https://` once a CA is installed
+/// ([`ClientTlsArgs::install`]): the URL of a server named by a host-only
+/// flag. An IPv6 address is bracketed.
+pub fn host_url(host: &str, port: u16) -> String {
+    let scheme = if crate::rpc::tls::default_client().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    if host.contains(':') && !host.starts_with('[') {
+        format!("{scheme}://[{host}]:{port}/")
+    } else {
+        format!("{scheme}://{host}:{port}/")
+    }
+}
+
+/// [`host_url`] for `HOST:PORT`, or the URL itself when it has a scheme.
+pub fn addr_url(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        let scheme = if crate::rpc::tls::default_client().is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{addr}/")
     }
 }
 
@@ -189,7 +315,8 @@ pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::Tc
 /// Membership of the election group and its timings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ElectionArgs {
-    /// Another member of the election group, `UID=HOST:PORT` (or `UID=URL`); repeat for each.
+    /// Another member of the election group, `UID=HOST:PORT` (or `UID=URL`;
+    /// HOST:PORT is https with --tls-ca); repeat for each.
     #[arg(long = "peer", value_parser = parse_peer)]
     pub peers: Vec<(u32, String)>,
     /// Host of front-end uid 1 (port 8002), as the old system named it.
@@ -215,15 +342,12 @@ pub struct ElectionArgs {
     pub clock_skew_ms: i64,
 }
 
+/// `UID=HOST:PORT` or `UID=URL`; the address is kept as given, and made a
+/// URL by [`ElectionArgs::to_config`], once the scheme is known.
 fn parse_peer(s: &str) -> Result<(u32, String), String> {
     let (uid, addr) = s.split_once('=').ok_or("expected UID=HOST:PORT")?;
     let uid = uid.trim().parse().map_err(|_| format!("bad uid {uid:?}"))?;
-    let url = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}/")
-    };
-    Ok((uid, url))
+    Ok((uid, addr.to_owned()))
 }
 
 impl ElectionArgs {
@@ -254,11 +378,11 @@ impl ElectionArgs {
         ];
         for (peer_uid, host, port) in old {
             if let Some(host) = host {
-                peers.insert(peer_uid, format!("http://{host}:{port}/"));
+                peers.insert(peer_uid, host_url(host, port));
             }
         }
-        for (peer_uid, url) in &self.peers {
-            peers.insert(*peer_uid, url.clone());
+        for (peer_uid, addr) in &self.peers {
+            peers.insert(*peer_uid, addr_url(addr));
         }
         peers.remove(&uid);
         let config = crate::election::config::ElectionConfig {
@@ -295,7 +419,8 @@ pub struct TargetArgs {
 }
 
 impl TargetArgs {
-    /// The server's URL.
+    /// The server's URL (from --serip/--serport: https once a CA is
+    /// installed, see [`host_url`]).
     pub fn url(&self) -> String {
         match &self.server {
             Some(url) => url.clone(),
@@ -305,7 +430,7 @@ impl TargetArgs {
                 } else {
                     self.serip.as_str()
                 };
-                format!("http://{host}:{}/", self.serport)
+                host_url(host, self.serport)
             }
         }
     }

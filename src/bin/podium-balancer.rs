@@ -7,7 +7,7 @@ use clap::Parser;
 use podium::balancer::{
     BalancerConfig, DEFAULT_FORWARD_TIMEOUT_MS, DEFAULT_PORT, DEFAULT_PROBE_INTERVAL_MS,
 };
-use podium::cli::{self, BindArgs, ClusterSecretArgs, ServerArgs};
+use podium::cli::{self, BindArgs, ClientTlsArgs, ClusterSecretArgs, ServerArgs};
 use podium::frontend::DEFAULT_PORTS;
 
 /// Podium balancer: forwards each public call to a random healthy front-end.
@@ -41,11 +41,15 @@ struct Args {
     secret: ClusterSecretArgs,
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
+    cli::raise_fd_limit();
+    args.tls.install()?;
     let frontends = if args.frontends.is_empty() {
         let (x, y) = if args.bind.run_locally {
             ("127.0.0.1", "127.0.0.1")
@@ -53,8 +57,8 @@ fn main() -> anyhow::Result<()> {
             (args.xhost.as_str(), args.yhost.as_str())
         };
         vec![
-            format!("http://{x}:{}/", DEFAULT_PORTS[0]),
-            format!("http://{y}:{}/", DEFAULT_PORTS[1]),
+            cli::host_url(x, DEFAULT_PORTS[0]),
+            cli::host_url(y, DEFAULT_PORTS[1]),
         ]
     } else {
         args.frontends.clone()

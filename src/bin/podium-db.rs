@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
-use podium::cli::{self, BindArgs, ClusterSecretArgs, ElectionArgs, ServerArgs};
+use podium::cli::{self, BindArgs, ClientTlsArgs, ClusterSecretArgs, ElectionArgs, ServerArgs};
 use podium::db::{DbConfig, DbServer, DEFAULT_DB_FILE, DEFAULT_PORT};
 use podium::election::driver::Node;
 use podium::election::vclock::SharedClock;
@@ -38,11 +38,15 @@ struct Args {
     secret: ClusterSecretArgs,
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
+    cli::raise_fd_limit();
+    args.tls.install()?;
     let secret = args.secret.load().context("reading the cluster secret")?;
     let clock = args.election.clock();
     let vclock = SharedClock::new(args.uid as usize);

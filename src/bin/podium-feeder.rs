@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use podium::api::Client;
-use podium::cli::{self, TargetArgs};
+use podium::cli::{self, ClientTlsArgs, TargetArgs};
 use podium::feeder::{parse_updates, Feeder, Update};
 use podium::rpc::ClientConfig;
 use podium::secret::{Secret, FEEDER_PASSWORD_ENV};
@@ -17,6 +17,8 @@ use podium::shutdown::Shutdown;
 struct Args {
     #[command(flatten)]
     target: TargetArgs,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
     /// File holding the feeder password; else $PODIUM_FEEDER_PASSWORD.
     #[arg(long)]
     password_file: Option<PathBuf>,
@@ -59,6 +61,8 @@ fn main() -> std::process::ExitCode {
 fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
+    cli::raise_fd_limit();
+    args.tls.install()?;
     let url = args.target.url();
     let password = Secret::load(
         FEEDER_PASSWORD_ENV,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use podium::cli::{self, BindArgs, ClusterSecretArgs, ElectionArgs, ServerArgs};
+use podium::cli::{self, BindArgs, ClientTlsArgs, ClusterSecretArgs, ElectionArgs, ServerArgs};
 use podium::election::driver::Node;
 use podium::election::vclock::SharedClock;
 use podium::frontend::{
@@ -62,17 +62,21 @@ struct Args {
     secret: ClusterSecretArgs,
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
+    cli::raise_fd_limit();
+    args.tls.install()?;
     let db_url = match (&args.db, &args.dbhost) {
         (Some(url), _) => url.clone(),
         (None, Some(host)) if !args.bind.run_locally => {
-            format!("http://{host}:{}/", podium::db::DEFAULT_PORT)
+            cli::host_url(host, podium::db::DEFAULT_PORT)
         }
-        _ => format!("http://127.0.0.1:{}/", podium::db::DEFAULT_PORT),
+        _ => cli::host_url("127.0.0.1", podium::db::DEFAULT_PORT),
     };
     let port = args.port.unwrap_or(if args.uid == 1 {
         DEFAULT_PORTS[0]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use podium::api::Client;
-use podium::cli::{self, ServerArgs, TargetArgs};
+use podium::cli::{self, ClientTlsArgs, ServerArgs, TargetArgs};
 use podium::rpc::ClientConfig;
 use podium::scoreboard::Roster;
 use podium::shutdown::Shutdown;
@@ -55,11 +55,15 @@ struct Args {
     client_id: i64,
     #[command(flatten)]
     server_limits: ServerArgs,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
+    cli::raise_fd_limit();
+    args.tls.install()?;
     anyhow::ensure!(args.interval_ms >= 10, "--interval-ms must be at least 10");
     anyhow::ensure!(args.lease_secs >= 5, "--lease-secs must be at least 5");
     let url = args.target.url();
@@ -107,10 +111,11 @@ fn main() -> anyhow::Result<()> {
                     .callback_host
                     .clone()
                     .unwrap_or_else(|| bound.ip().to_string());
+                let scheme = args.server_limits.scheme();
                 let callback_url = if host.contains(':') {
-                    format!("http://[{host}]:{}/", bound.port())
+                    format!("{scheme}://[{host}]:{}/", bound.port())
                 } else {
-                    format!("http://{host}:{}/", bound.port())
+                    format!("{scheme}://{host}:{}/", bound.port())
                 };
                 let settings = PushSettings {
                     callback_url,
