@@ -51,12 +51,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = podium::cli::runtime(args.server.workers).context("starting the runtime")?;
     runtime.block_on(async {
         let addr = SocketAddr::new(args.host, args.port);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
-        let bound = listener.local_addr().context("reading the bound address")?;
-        tracing::info!(%bound, "echo server listening");
-        podium::cli::announce_listening(bound);
+        let listener = podium::cli::bind(addr, "echo server").await?;
         serve(
             listener,
             echo_methods(),

@@ -297,15 +297,36 @@ pub fn bind_addr(host: std::net::IpAddr, run_locally: bool, port: u16) -> Socket
     SocketAddr::new(host, port)
 }
 
-/// Binds, logs and announces; the common start of every server binary.
+/// Connections the kernel may hold for us before we accept them (it caps
+/// this at `net.core.somaxconn`). Deeper than the usual 1024, so a burst of
+/// connects (thousands of attacking sockets reconnecting at once) does not
+/// overflow it: a connect dropped there costs its client a one-second SYN
+/// retransmit.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds (with a [`LISTEN_BACKLOG`] backlog), logs and announces; the
+/// common start of every server binary.
 ///
 /// # Errors
 /// The address cannot be bound.
 pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
     use anyhow::Context as _;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .context("creating a socket")?;
+    // As std and tokio do for listeners: a restarted server can bind at
+    // once, while old connections linger in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true).context("setting SO_REUSEADDR")?;
+    socket
+        .bind(addr)
         .with_context(|| format!("binding {addr}"))?;
+    let listener = socket
+        .listen(LISTEN_BACKLOG)
+        .with_context(|| format!("listening on {addr}"))?;
     let bound = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%bound, "{what} listening");
     announce_listening(bound);

@@ -10,11 +10,16 @@
 //! last response, usually milliseconds ago.
 //!
 //! At a cap (all connections, or one client address's) a new connection is
-//! not refused: the connection that has been waiting longest is closed
-//! instead ("shed"). It has no request in flight, so nothing is lost; a
-//! keep-alive client simply reconnects. Only when every connection is busy
-//! is the new one turned away: at the global cap it waits for a slot, at its
-//! address's cap it is refused.
+//! not refused: a waiting connection is closed instead ("shed"). It has no
+//! request in flight, so nothing is lost; a keep-alive client simply
+//! reconnects. First shed is the connection that has waited longest without
+//! ever completing a request (a slowloris, or a client that connected and
+//! never spoke), and only when there is none, the keep-alive connection idle
+//! longest: attackers that reconnect in bursts are always the newest
+//! connections, and would otherwise shed a legitimate client's keep-alive
+//! connection in the instant between two of its requests. Only when every
+//! connection is busy is the new one turned away: at the global cap it waits
+//! for a slot, at its address's cap it is refused.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -30,8 +35,12 @@ use tokio_util::sync::CancellationToken;
 const SHED: u64 = 0;
 /// A slot's state: a request is being read or answered.
 const BUSY: u64 = u64::MAX;
+/// Set in a waiting slot's state once the connection has completed a
+/// request: idle keep-alive connections sort after all the others.
+const IDLE: u64 = 1 << 62;
 // Any other value: waiting since that many microseconds after the
-// registry's epoch, plus one (so that it is never SHED).
+// registry's epoch, plus one (so that it is never SHED), with IDLE set
+// once the connection has been answered. The smallest value is shed first.
 
 /// The open connections of one server. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -116,8 +125,9 @@ impl Registry {
     }
 
     fn now(&self) -> u64 {
+        // 2^62 µs is 146,000 years: the time never reaches the IDLE bit.
         let micros = self.inner.epoch.elapsed().as_micros();
-        u64::try_from(micros).unwrap_or(BUSY - 1).saturating_add(1)
+        u64::try_from(micros).unwrap_or(IDLE - 2).min(IDLE - 2) + 1
     }
 
     /// A future that completes at the next change (a connection closed or
@@ -160,8 +170,8 @@ impl Registry {
         })
     }
 
-    /// Sheds the connection that has waited longest (of `client` only, if
-    /// given). False when none is waiting.
+    /// Sheds the connection that comes first in the order the module
+    /// describes (of `client` only, if given). False when none is waiting.
     fn shed_oldest(&self, open: &mut Open, client: Option<IpAddr>) -> bool {
         // A connection may turn busy between the scan and the shed: the
         // compare-exchange then fails and the scan runs again, at most once
@@ -302,7 +312,7 @@ impl Drop for Busy {
         self.conn
             .slot
             .state
-            .store(registry.now(), Ordering::Release);
+            .store(IDLE | registry.now(), Ordering::Release);
         registry.inner.changed.notify_waiters();
     }
 }
@@ -337,16 +347,20 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_waits_only_since_its_last_response() {
-        let r = Registry::new(2, 10);
-        let old = r.admit(ip("10.0.0.1")).unwrap();
-        let young = r.admit(ip("10.0.0.2")).unwrap();
-        // The older connection served a request just now: the younger one
-        // has waited longer.
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        drop(old.conn().busy().unwrap());
-        let _new = r.admit(ip("10.0.0.3")).unwrap();
-        assert!(!is_closed(&old) && is_closed(&young));
+    fn a_connection_never_answered_goes_before_an_idle_keep_alive_one() {
+        let r = Registry::new(3, 10);
+        let served = r.admit(ip("10.0.0.1")).unwrap();
+        drop(served.conn().busy().unwrap());
+        // Connected after the other was answered, and silent since.
+        let silent = r.admit(ip("10.0.0.2")).unwrap();
+        let idle_later = r.admit(ip("10.0.0.3")).unwrap();
+        drop(idle_later.conn().busy().unwrap());
+        let new = r.admit(ip("10.0.0.4")).unwrap();
+        assert!(is_closed(&silent) && !is_closed(&served) && !is_closed(&idle_later));
+        // With no silent one left, the keep-alive connection idle longest.
+        drop(new.conn().busy().unwrap());
+        let _newer = r.admit(ip("10.0.0.5")).unwrap();
+        assert!(is_closed(&served) && !is_closed(&idle_later));
     }
 
     #[test]

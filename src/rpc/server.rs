@@ -253,6 +253,11 @@ pub async fn serve<H: Handler>(
         tasks.spawn(
             connection(stream, peer, ticket, shared.clone(), stop.clone(), permit).instrument(span),
         );
+        // Let the connections run before the next accept: a connection
+        // whose request head has arrived then turns busy before a burst of
+        // new ones (each of which may shed the longest waiting) could shed
+        // it. Costs one pass of the scheduler per new connection.
+        tokio::task::yield_now().await;
     }
     drop(listener);
     let idle = registry.shed_waiting();
