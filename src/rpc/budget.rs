@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::connections::Conn;
+
 /// Bodies up to this size take nothing from the budget: they come in with
 /// their head, and every connection's read buffer holds as much anyway.
 pub const FREE_BODY_BYTES: usize = 16 * 1024;
@@ -81,11 +83,13 @@ impl BodyBudget {
         self.inner.total_units.saturating_sub(free) * UNIT_BYTES
     }
 
-    /// An empty reservation, to [`Reservation::grow`].
-    pub(crate) fn reservation(&self) -> Reservation {
+    /// An empty reservation, to [`Reservation::grow`], for a request on
+    /// `conn` (marked stalled while it waits for budget; none in tests).
+    pub(crate) fn reservation(&self, conn: Option<Conn>) -> Reservation {
         Reservation {
             budget: self.clone(),
             permit: None,
+            conn,
         }
     }
 }
@@ -95,6 +99,8 @@ impl BodyBudget {
 pub(crate) struct Reservation {
     budget: BodyBudget,
     permit: Option<OwnedSemaphorePermit>,
+    /// The connection the body comes on.
+    conn: Option<Conn>,
 }
 
 impl Reservation {
@@ -119,6 +125,7 @@ impl Reservation {
         let permit = match inner.units.clone().try_acquire_many_owned(more) {
             Ok(permit) => permit,
             Err(_) => {
+                let _stalled = self.conn.as_ref().map(Conn::stalled);
                 tokio::time::timeout(inner.wait, inner.units.clone().acquire_many_owned(more))
                     .await
                     .map_err(|_| exhausted)?
@@ -181,14 +188,14 @@ mod tests {
     #[tokio::test]
     async fn small_bodies_are_free_and_large_ones_wait_then_give_up() {
         let budget = BodyBudget::new(64 * 1024, Duration::from_millis(50));
-        let mut small = budget.reservation();
+        let mut small = budget.reservation(None);
         small.grow(FREE_BODY_BYTES).await.unwrap();
         assert_eq!(budget.in_use_bytes(), 0);
-        let mut a = budget.reservation();
+        let mut a = budget.reservation(None);
         a.grow(40 * 1024).await.unwrap();
         a.grow(30 * 1024).await.unwrap(); // already covered
         assert_eq!(budget.in_use_bytes(), 40 * 1024);
-        let mut b = budget.reservation();
+        let mut b = budget.reservation(None);
         assert!(b.grow(30 * 1024).await.is_err(), "only 24 KiB are left");
         assert_eq!(
             budget.in_use_bytes(),
@@ -198,7 +205,7 @@ mod tests {
         drop(a);
         b.grow(30 * 1024).await.unwrap();
         assert!(
-            budget.reservation().grow(1 << 20).await.is_err(),
+            budget.reservation(None).grow(1 << 20).await.is_err(),
             "more than the whole budget"
         );
     }
@@ -206,11 +213,11 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_body_gets_budget_when_another_is_done() {
         let budget = BodyBudget::new(64 * 1024, Duration::from_secs(10));
-        let mut a = budget.reservation();
+        let mut a = budget.reservation(None);
         a.grow(64 * 1024).await.unwrap();
         let waiter = tokio::spawn({
             let budget = budget.clone();
-            async move { budget.reservation().grow(20 * 1024).await.is_ok() }
+            async move { budget.reservation(None).grow(20 * 1024).await.is_ok() }
         });
         tokio::task::yield_now().await;
         drop(a);

@@ -7,7 +7,9 @@
 //! or for the next request of a keep-alive connection (since its last
 //! response). A slowloris connection trickling a head is waiting since it
 //! was accepted; a legitimate keep-alive connection waits only since its
-//! last response, usually milliseconds ago.
+//! last response, usually milliseconds ago. A request that is stalled on
+//! the server's body budget counts as waiting too (since it stalled): it
+//! holds no budget, and would be refused in a moment anyway.
 //!
 //! At a cap (all connections, or one client address's) a new connection is
 //! not refused: a waiting connection is closed instead ("shed"). It has no
@@ -299,6 +301,28 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Marks a busy connection as waiting (as one never answered, since
+    /// now) until the returned guard is dropped: for a request stalled on
+    /// the body budget, so that a new connection may shed it rather than a
+    /// keep-alive connection that is only idle.
+    pub(crate) fn stalled(&self) -> Stalled {
+        let since = self.registry.now();
+        let marked = self
+            .slot
+            .state
+            .compare_exchange(BUSY, since, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if marked {
+            self.registry.inner.changed.notify_waiters();
+        }
+        Stalled {
+            conn: self.clone(),
+            since: marked.then_some(since),
+        }
+    }
+}
+
 /// A request in progress on a connection (see [`Conn::busy`]).
 #[derive(Debug)]
 pub(crate) struct Busy {
@@ -308,12 +332,36 @@ pub(crate) struct Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         let registry = &self.conn.registry;
-        // Only the connection itself leaves BUSY, so a plain store is safe.
-        self.conn
-            .slot
-            .state
-            .store(IDLE | registry.now(), Ordering::Release);
+        // A shed connection stays shed.
+        let _ = self.conn.slot.state.compare_exchange(
+            BUSY,
+            IDLE | registry.now(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
         registry.inner.changed.notify_waiters();
+    }
+}
+
+/// A busy connection's request stalled (see [`Conn::stalled`]); busy again
+/// when dropped, unless it was shed meanwhile.
+#[derive(Debug)]
+pub(crate) struct Stalled {
+    conn: Conn,
+    /// The state it was marked with; `None` if it was not busy.
+    since: Option<u64>,
+}
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        if let Some(since) = self.since {
+            let _ = self.conn.slot.state.compare_exchange(
+                since,
+                BUSY,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
     }
 }
 
@@ -390,6 +438,29 @@ mod tests {
         let _b3 = a3.conn().busy().unwrap();
         assert_eq!(r.admit(ip("10.0.0.1")).unwrap_err(), Refused::ClientFull);
         assert!(r.admit(ip("10.0.0.8")).is_ok());
+    }
+
+    #[test]
+    fn a_request_stalled_on_the_budget_may_be_shed_before_an_idle_connection() {
+        let r = Registry::new(2, 10);
+        let idle = r.admit(ip("10.0.0.1")).unwrap();
+        drop(idle.conn().busy().unwrap());
+        let stalled = r.admit(ip("10.0.0.2")).unwrap();
+        let busy = stalled.conn().busy().unwrap();
+        let stall = stalled.conn().stalled();
+        let new = r.admit(ip("10.0.0.3")).unwrap();
+        assert!(is_closed(&stalled) && !is_closed(&idle));
+        // Shed while stalled: it does not come back busy, nor idle.
+        drop(stall);
+        drop(busy);
+        assert!(stalled.conn().busy().is_none());
+        // A stall that ended is busy again, and safe.
+        let _new_busy = new.conn().busy().unwrap();
+        drop(new.conn().stalled());
+        let other = r.admit(ip("10.0.0.4")).unwrap();
+        assert!(is_closed(&idle) && !is_closed(&new));
+        let _other_busy = other.conn().busy().unwrap();
+        assert_eq!(r.admit(ip("10.0.0.5")).unwrap_err(), Refused::Full);
     }
 
     #[test]

@@ -466,13 +466,14 @@ async fn handle<H: Handler>(
             "connection closed by the server; retry\n",
         ));
     };
-    Ok(respond(req, &shared, peer).await)
+    Ok(respond(req, &shared, peer, conn).await)
 }
 
 async fn respond<H: Handler>(
     req: Request<Incoming>,
     shared: &Shared<H>,
     peer: SocketAddr,
+    conn: Conn,
 ) -> HttpReply {
     let config = &shared.config;
     if !matches!(req.uri().path(), "/" | "/RPC2") {
@@ -509,7 +510,7 @@ async fn respond<H: Handler>(
     let wants_gzip = accepts_gzip(headers.get(header::ACCEPT_ENCODING));
     let (parts, body) = req.into_parts();
     // Held to the end of the reply: the body's bytes stay in use until then.
-    let mut reservation = shared.budget.reservation();
+    let mut reservation = shared.budget.reservation(Some(conn));
     let read = read_body(
         body,
         declared,
