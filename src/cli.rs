@@ -88,12 +88,14 @@ pub struct ServerArgs {
     /// Largest request body in bytes (after gzip decoding).
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
-    /// Connections open at once; at the cap the one waiting longest (idle,
-    /// or still sending its request head) is closed to make room.
+    /// Connections open at once; at the cap a waiting one is closed to make
+    /// room: first one that never completed a request (still sending its
+    /// head, say), else the one idle longest.
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
     /// Connections open at once from one client address (IPv6: one /64); at
-    /// the cap that address's one waiting longest is closed to make room.
+    /// the cap one of its waiting ones is closed as for --max-connections,
+    /// and with all of them busy a new one gets 503.
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_CONNECTIONS_PER_IP)]
     pub max_connections_per_ip: usize,
     /// Milliseconds allowed for a request's headers, for an idle keep-alive

@@ -494,3 +494,45 @@ fn a_reply_over_the_limit_is_a_fault_not_megabytes() {
     let mut stream = connect(server.addr());
     echo_on(&mut stream, "after");
 }
+
+/// The connection tasks are owned by the server. Property: on SIGTERM,
+/// connections that are only waiting (slowloris, idle) are closed at once
+/// rather than holding the exit for the grace period, a request in flight
+/// is still answered, and the process exits 0 soon after.
+#[test]
+fn shutdown_closes_waiting_connections_and_finishes_requests_in_flight() {
+    let mut server = echo_server(&[]);
+    let addr = server.addr();
+    let mut idle: Vec<_> = (0..20).map(|_| connect(addr)).collect();
+    for s in &mut idle[..10] {
+        std::io::Write::write_all(s, b"POST / HTTP/1.1\r\nHost: x\r\n").expect("part of a head");
+    }
+    let body = echo_call("in flight");
+    let request = post_request("/", &["Expect: 100-continue"], &body);
+    let head = request.len() - body.len();
+    let mut in_flight = connect(addr);
+    std::io::Write::write_all(&mut in_flight, &request[..head]).expect("a head");
+    let resp = support::read_response(&mut in_flight).expect("100 Continue");
+    assert_eq!(resp.status, 100);
+
+    let start = Instant::now();
+    server.signal("TERM");
+    for (i, s) in idle.iter_mut().enumerate() {
+        assert!(
+            wait_for_close(s, Duration::from_secs(5)).is_some(),
+            "waiting connection {i} was left open after SIGTERM"
+        );
+    }
+    std::io::Write::write_all(&mut in_flight, &request[head..]).expect("the rest of the body");
+    let resp = support::read_response(&mut in_flight).expect("the request in flight is answered");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let status = server
+        .wait_exit(Duration::from_secs(5))
+        .expect("the server exited after its last request");
+    assert!(status.success(), "{status}");
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "shutdown took {:?}: the grace period is 10 s",
+        start.elapsed()
+    );
+}

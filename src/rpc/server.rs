@@ -81,15 +81,17 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 pub struct ServerConfig {
     /// Largest request body, after gzip decoding. Default 1 MiB.
     pub max_body_bytes: usize,
-    /// Connections open at once. At the cap, the connection that has been
-    /// waiting longest (for a request, or idle) is closed to make room;
-    /// when every one is busy, new ones wait in the listen backlog.
-    /// Default 1024.
+    /// Connections open at once. At the cap a waiting connection is closed
+    /// to make room: the one that has waited longest without completing a
+    /// request (a slowloris, a silent client, a request stalled on the body
+    /// budget), else the keep-alive connection idle longest. When every one
+    /// is busy, new ones wait in the listen backlog. Default 1024.
     pub max_connections: usize,
     /// Connections open at once from one client address (an IPv6 /64
-    /// counts as one). At the cap, that address's connection waiting
-    /// longest is closed to make room; when all of its connections are
-    /// busy, the new one is refused (503). Default 256.
+    /// counts as one). At the cap one of that address's waiting
+    /// connections is closed to make room, chosen as for
+    /// `max_connections`; when all of its connections are busy, the new one
+    /// is refused (503). Default 256.
     pub max_connections_per_ip: usize,
     /// Time allowed for a request's head to arrive, counted from the end
     /// of the previous response on a keep-alive connection, so it also
