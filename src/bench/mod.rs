@@ -16,7 +16,7 @@
 //! keep-alive HTTP/1.1 connection, driven by a plain request/response loop
 //! (no pipelining), so numbers for different servers compare. Latencies are
 //! kept exactly and percentiles are nearest-rank. Every loop is bounded in
-//! time and count, and only loopback addresses are accepted ([`Target`]).
+//! time and count, and only loopback addresses are accepted (`Target`).
 //! Each run's [`Report`] ends with one `RESULT key=value...` line, which
 //! `scripts/bench.sh` reads.
 

@@ -1,5 +1,5 @@
 //! The XML-RPC HTTP server: accepts connections, keeps slow and idle ones
-//! from starving new clients (see [`connections`](super::connections)),
+//! from starving new clients (the private `connections` module says how),
 //! reads each request under size, time and memory limits, hands it to a
 //! [`Handler`] (usually [`Methods`](super::Methods)), caps the size of the
 //! reply, and shuts down gracefully. With a TLS config the port serves
