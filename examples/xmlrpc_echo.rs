@@ -5,12 +5,14 @@
 //! cargo run --release --example xmlrpc_echo -- --port 8080
 //! python3 -c "import xmlrpc.client as x; print(x.ServerProxy('http://127.0.0.1:8080').echo([1, 'two']))"
 //! ```
+//!
+//! It takes every flag of `podium::cli::ServerArgs` (limits, `--tls-cert`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::Context as _;
 use clap::Parser;
-use podium::rpc::{serve, Methods, ServerConfig, Value};
+use podium::rpc::{serve, Methods, Value};
 
 /// XML-RPC echo server.
 #[derive(Debug, Parser)]
@@ -21,21 +23,9 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     host: IpAddr,
-    /// Largest request body in bytes.
-    #[arg(long, default_value_t = podium::rpc::server::DEFAULT_MAX_BODY_BYTES)]
-    max_body_bytes: usize,
-    /// Connections served at once.
-    #[arg(long, default_value_t = podium::rpc::server::DEFAULT_MAX_CONNECTIONS)]
-    max_connections: usize,
-    /// Milliseconds allowed for a request's headers (and for an idle keep-alive connection).
-    #[arg(long, default_value_t = podium::rpc::server::DEFAULT_HEADER_READ_TIMEOUT_MS)]
-    header_timeout_ms: u64,
-    /// Milliseconds allowed for a request's body.
-    #[arg(long, default_value_t = podium::rpc::server::DEFAULT_BODY_READ_TIMEOUT_MS)]
-    body_timeout_ms: u64,
-    /// Runtime worker threads (1 = single-threaded).
-    #[arg(long, default_value_t = 1)]
-    workers: usize,
+    /// Limits, timeouts and TLS, as every Podium server has them.
+    #[command(flatten)]
+    server: podium::cli::ServerArgs,
 }
 
 fn echo_methods() -> Methods {
@@ -56,22 +46,12 @@ fn echo_methods() -> Methods {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     podium::cli::init_tracing();
-    let config = ServerConfig {
-        max_body_bytes: args.max_body_bytes,
-        max_connections: args.max_connections,
-        header_read_timeout: std::time::Duration::from_millis(args.header_timeout_ms),
-        body_read_timeout: std::time::Duration::from_millis(args.body_timeout_ms),
-        ..ServerConfig::default()
-    };
-    let runtime = podium::cli::runtime(args.workers).context("starting the runtime")?;
+    podium::cli::raise_fd_limit();
+    let config = args.server.to_config()?;
+    let runtime = podium::cli::runtime(args.server.workers).context("starting the runtime")?;
     runtime.block_on(async {
         let addr = SocketAddr::new(args.host, args.port);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
-        let bound = listener.local_addr().context("reading the bound address")?;
-        tracing::info!(%bound, "echo server listening");
-        podium::cli::announce_listening(bound);
+        let listener = podium::cli::bind(addr, "echo server").await?;
         serve(
             listener,
             echo_methods(),

@@ -11,7 +11,11 @@
 # Measures: cached reads through the balancer at 64 and 1 connections, the
 # same against the Python baseline, front-end and balancer with --workers 1
 # vs 2, durable writes/s (64 connections to a front-end), push fan-out to
-# 1,000 subscribers, and push-mode cross-front-end staleness.
+# 1,000 subscribers, push-mode cross-front-end staleness, and the attacks of
+# issue 11 (podium-bench attack: slowloris, held bodies, multicall
+# amplification) against a fresh balancer and a fresh front-end, with a
+# legitimate client's latency during each and the servers' RSS during and
+# after (MiB).
 #
 # Environment (all optional):
 #   BENCH_DURATION_SECS  measured seconds per load run (default 5)
@@ -22,7 +26,8 @@
 #   BENCH_THREADS        load generator threads (default 1)
 #   BENCH_SKIP_BUILD=1   use the binaries already built
 #   CARGO_TARGET_DIR     where cargo builds (default ./target)
-# Total run time is about 2.5 minutes plus the build.
+#   BENCH_SKIP_ATTACKS=1 leave out the attack runs
+# Total run time is about 3.5 minutes plus the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -135,8 +140,10 @@ start db "$bin/podium-db" --port 0 --db-file "$work/bench.db"
 db=$url
 start fe_pull "$bin/podium-frontend" --uid 1 --port 0 --db "$db" --cache pull --pull-interval-ms 1000
 fe_pull=$url
+fe_pull_pid=$last_pid
 start fe_push "$bin/podium-frontend" --uid 2 --port 0 --db "$db" --cache push
 fe_push=$url
+fe_push_pid=$last_pid
 start balancer "$bin/podium-balancer" --port 0 --frontend "$fe_pull" --frontend "$fe_push"
 bal=$url
 start python python3 "$root/scripts/python_baseline.py" --port 0
@@ -280,6 +287,35 @@ wait_ready "$push_lb"
 bench push10k_kill fanout --url "$push_lb" --subscribers 10000 --writes 10 --timeout-ms 10000 \
   --kill-pid "$push_fe1_pid" --kill-after 3
 
+# Attacks (issue 11), each with a legitimate client alongside: a fresh
+# balancer over the same front-ends and a fresh front-end, so that their
+# memory is measured from a clean start. After each attack the RSS is
+# watched until every process is under 32 MiB (stricter than the target's
+# 64) or back where it was before the attack, for at most 60 s.
+attack() { # LABEL KIND URL PID...
+  local label=$1 kind=$2 target=$3 pid_args=()
+  shift 3
+  for p in "$@"; do pid_args+=(--pid "$p"); done
+  bench "$label" attack --url "$target" --kind "$kind" --duration-secs "$duration" \
+    --settle-rss-mb 32 --after-secs 60 "${pid_args[@]}"
+}
+if [ -z "${BENCH_SKIP_ATTACKS:-}" ]; then
+  start bal_atk "$bin/podium-balancer" --port 0 --frontend "$fe_pull" --frontend "$fe_push"
+  bal_atk=$url
+  bal_atk_pid=$last_pid
+  start fe_atk "$bin/podium-frontend" --uid 4 --port 0 --db "$db" --cache push
+  fe_atk=$url
+  fe_atk_pid=$last_pid
+  wait_ready "$bal_atk"
+  wait_ready "$fe_atk"
+  attack atk_slowloris slowloris "$bal_atk" "$bal_atk_pid" "$fe_pull_pid" "$fe_push_pid"
+  attack atk_bodies_bal bodies "$bal_atk" "$bal_atk_pid"
+  attack atk_bodies_fe bodies "$fe_atk" "$fe_atk_pid"
+  attack atk_multicall multicall "$bal_atk" "$bal_atk_pid" "$fe_pull_pid" "$fe_push_pid"
+  stop_pid "$fe_atk_pid"
+  stop_pid "$bal_atk_pid"
+fi
+
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------------------
@@ -350,3 +386,25 @@ echo
 row "workers (64 conns req/s | 1 conn p50 ms)" "--workers 1" "--workers 2" "faster at 64 conns"
 row "  front-end (push), direct" "$(calc "sprintf(\"%.0f | %.3f\", $(get fe_w1_64 rps), $(get fe_w1_1 p50_ms))")" "$(calc "sprintf(\"%.0f | %.3f\", $(get fe_w2_64 rps), $(get fe_w2_1 p50_ms))")" "$(faster "$(get fe_w1_64 rps)" "$(get fe_w2_64 rps)")"
 row "  balancer (front-ends at --workers 1)" "$(calc "sprintf(\"%.0f | %.3f\", $(get bal_w1_64 rps), $(get bal_w1_1 p50_ms))")" "$(calc "sprintf(\"%.0f | %.3f\", $(get bal_w2_64 rps), $(get bal_w2_1 p50_ms))")" "$(faster "$(get bal_w1_64 rps)" "$(get bal_w2_64 rps)")"
+if [ -n "$(get atk_slowloris ok)" ]; then
+  echo
+  arow() { printf '%-46s %-58s %-26s %s\n' "$@"; }
+  # attack_row LABEL WHAT TARGET VERDICT: the legitimate client and the RSS.
+  attack_row() {
+    local settle
+    settle=$(get "$1" settle_ms)
+    if [ "$settle" = NaN ]; then settle="not within 60 s"; else settle="$(calc "sprintf(\"%.1f s\", $settle / 1000)")"; fi
+    arow "$2" "$(calc "sprintf(\"legit p99 %.1f ms, %d errors; RSS at most %.0f MiB\", $(get "$1" p99_ms), $(get "$1" errors), $(get "$1" rss_during_mb))")" "$3" "$4"
+    arow "" "  under 32 MiB (or as before) after the attack: $settle" "" ""
+  }
+  slow_ok=$(calc "($(get atk_slowloris p99_ms) < 100 && $(get atk_slowloris errors) == 0) ? 1 : 0")
+  held_ok() { # LABEL: RSS under 256 MiB during, and back under 32 MiB (so 64)
+    if [ "$(get "$1" settle_ms)" != NaN ] && [ "$(calc "($(get "$1" rss_during_mb) < 256) ? 1 : 0")" = 1 ]; then echo PASS; else echo MISS; fi
+  }
+  arow "attack (legitimate client alongside)" "result" "target" "verdict"
+  arow "------" "------" "------" "-------"
+  attack_row atk_slowloris "slowloris, $(get atk_slowloris attackers) sockets -> balancer" "p99 < 100 ms, 0 errors" "$([ "$slow_ok" = 1 ] && echo PASS || echo MISS)"
+  attack_row atk_bodies_bal "held bodies, $(get atk_bodies_bal attackers) x 1 MiB -> balancer" "RSS < 256, then < 64 MiB" "$(held_ok atk_bodies_bal)"
+  attack_row atk_bodies_fe "held bodies, $(get atk_bodies_fe attackers) x 1 MiB -> front-end" "RSS < 256, then < 64 MiB" "$(held_ok atk_bodies_fe)"
+  arow "multicall of 4500 medal tables -> balancer" "$(calc "sprintf(\"reply/request bytes x%.2f (%d of %d faults), legit p99 %.1f ms\", $(get atk_multicall amplification), $(get atk_multicall faults), $(get atk_multicall replies), $(get atk_multicall p99_ms))")" "a fault, not MBs" "$(calc "($(get atk_multicall amplification) < 1) ? \"PASS\" : \"MISS\"")"
+fi

@@ -895,10 +895,10 @@ fn short_body_is_400() {
     case_short_body(&server(&[]));
 }
 
-/// With `--max-connections 2`, a third client waits until one of the first
-/// two leaves, and is then served.
+/// With `--max-connections 2`, a third client is served at once by closing
+/// the connection that has been waiting (idle) longest; the other one stays.
 #[test]
-fn connection_limit_holds_extra_clients_until_one_leaves() {
+fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
     let s = server(&["--max-connections", "2"]);
     let mut held = Vec::new();
     for i in 0..2 {
@@ -909,10 +909,44 @@ fn connection_limit_holds_extra_clients_until_one_leaves() {
         held.push(stream);
     }
     let mut third = connect(s.addr());
+    let resp = exchange(&mut third, &post_request("/", &[], &echo_xml("third")))
+        .expect("the third connection is served at once");
+    assert_eq!(value_of(&resp, "third connection"), Value::from("third"));
+    assert!(
+        wait_for_close(&mut held[0], TIMEOUT_SLACK).is_some(),
+        "the connection idle longest was not closed"
+    );
+    let resp = exchange(&mut held[1], &post_request("/", &[], &echo_xml("second")))
+        .expect("the younger idle connection stays open");
+    assert_eq!(value_of(&resp, "second connection"), Value::from("second"));
+}
+
+/// With `--max-connections 2` and both connections busy (each in the middle
+/// of sending a body), a third waits; once one of them is answered (and so
+/// waiting again), it makes room and the third is served.
+#[test]
+fn at_the_connection_cap_with_all_busy_a_new_client_waits() {
+    let s = server(&["--max-connections", "2"]);
+    let body = echo_xml("busy");
+    let request = post_request("/", &["Expect: 100-continue"], &body);
+    let head = request.len() - body.len();
+    let mut busy: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = connect(s.addr());
+            stream.write_all(&request[..head]).expect("a request head");
+            // The server asks for the body only once the request is its
+            // handler's: the connection is busy from then on.
+            let resp = read_response(&mut stream).expect("100 Continue");
+            assert_status(&resp, 100, "a head asking to continue");
+            stream.write_all(&body[..10]).expect("a little of the body");
+            stream
+        })
+        .collect();
+    let split = head + 10;
+    let mut third = connect(s.addr());
     third
         .write_all(&post_request("/", &[], &echo_xml("third")))
         .expect("the kernel accepts the third connection's request");
-    // Not served while both permits are taken.
     third
         .set_read_timeout(Some(Duration::from_millis(300)))
         .expect("a positive timeout");
@@ -923,15 +957,19 @@ fn connection_limit_holds_extra_clients_until_one_leaves() {
                 e.kind(),
                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
             ) => {}
-        other => panic!("the third connection was served beyond the limit: {other:?}"),
+        other => panic!("the third connection was served beyond the cap: {other:?}"),
     }
-    // One leaves; the third is served.
-    drop(held.remove(0));
+    busy[0].write_all(&request[split..]).expect("the rest");
+    let resp = read_response(&mut busy[0]).expect("the first busy one is answered");
+    assert_eq!(value_of(&resp, "first busy"), Value::from("busy"));
     third
         .set_read_timeout(Some(support::IO_TIMEOUT))
         .expect("a positive timeout");
     let resp = read_response(&mut third).expect("the third connection is served");
     assert_eq!(value_of(&resp, "third connection"), Value::from("third"));
+    busy[1].write_all(&request[split..]).expect("the rest");
+    let resp = read_response(&mut busy[1]).expect("the second busy one is answered");
+    assert_eq!(value_of(&resp, "second busy"), Value::from("busy"));
 }
 
 // ---------------------------------------------------------------------------

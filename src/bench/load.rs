@@ -149,7 +149,7 @@ impl RequestMix {
 
     /// The read bodies of one connection: `get_medal_tally` of each team,
     /// with the connection's index as the old `client_id`.
-    fn read_bodies(client_id: usize) -> Vec<Bytes> {
+    pub(crate) fn read_bodies(client_id: usize) -> Vec<Bytes> {
         TEAMS
             .iter()
             .map(|team| {
@@ -205,7 +205,7 @@ fn encode<C: Call>(call: &C) -> Result<Bytes, EncodeError> {
 }
 
 /// True when an XML-RPC reply body is a fault; a peek, not a parse.
-fn is_fault(reply: &[u8]) -> bool {
+pub(crate) fn is_fault(reply: &[u8]) -> bool {
     let head = &reply[..reply.len().min(FAULT_PEEK_BYTES)];
     head.windows(7).any(|w| w == b"<fault>")
 }

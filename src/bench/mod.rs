@@ -7,16 +7,20 @@
 //! - `fanout` ([`FanoutConfig`]): M callback servers subscribe, then K
 //!   writes; the time from each write's acknowledgement to each push;
 //! - `staleness` ([`StalenessConfig`]): write through front-end A, poll
-//!   front-end B until it serves the new value.
+//!   front-end B until it serves the new value;
+//! - `attack` ([`AttackConfig`]): a legitimate client's latency while
+//!   slowloris sockets, held bodies or amplifying multicalls hit the
+//!   target, and the servers' memory during and after.
 //!
 //! Each simulated connection is one [`api::Client`] that keeps exactly one
 //! keep-alive HTTP/1.1 connection, driven by a plain request/response loop
 //! (no pipelining), so numbers for different servers compare. Latencies are
 //! kept exactly and percentiles are nearest-rank. Every loop is bounded in
-//! time and count, and only loopback addresses are accepted ([`Target`]).
+//! time and count, and only loopback addresses are accepted (`Target`).
 //! Each run's [`Report`] ends with one `RESULT key=value...` line, which
 //! `scripts/bench.sh` reads.
 
+mod attack;
 mod fanout;
 mod load;
 mod samples;
@@ -31,6 +35,7 @@ use crate::rpc::codec::EncodeError;
 use crate::rpc::{ClientConfig, ClientError};
 use crate::secret::Secret;
 
+pub use attack::{AttackConfig, AttackKind, AttackReport};
 pub use fanout::{FanoutConfig, FanoutReport};
 pub use load::{LoadConfig, LoadReport, WriteKind};
 pub use staleness::{StalenessConfig, StalenessReport};
@@ -113,13 +118,17 @@ pub enum Scenario {
     /// Cross-front-end staleness: write through A, poll B until it serves
     /// the new value; latency from the acknowledgement to the fresh read.
     Staleness(StalenessConfig),
+    /// A legitimate client's latency while an attack (slowloris, held
+    /// bodies, multicall amplification) hits the target, and each --pid's
+    /// memory during and after.
+    Attack(AttackConfig),
 }
 
 impl Scenario {
     /// True when the scenario sends writes, which need the feeder password.
     pub fn writes(&self) -> bool {
         match self {
-            Scenario::Reads(_) => false,
+            Scenario::Reads(_) | Scenario::Attack(_) => false,
             Scenario::Mix { write_percent, .. } => *write_percent > 0,
             Scenario::Writes { .. } | Scenario::Fanout(_) | Scenario::Staleness(_) => true,
         }
@@ -159,6 +168,7 @@ impl Scenario {
             Scenario::Staleness(config) => {
                 Report::Staleness(staleness::run(label, &config, &password()?).await?)
             }
+            Scenario::Attack(config) => Report::Attack(attack::run(label, &config).await?),
         })
     }
 }
@@ -170,16 +180,19 @@ pub enum Report {
     Load(LoadReport),
     Fanout(FanoutReport),
     Staleness(StalenessReport),
+    Attack(AttackReport),
 }
 
 impl Report {
     /// Whether the run counts as a success, once its summary is shown.
     ///
     /// # Errors
-    /// [`BenchError::NoSuccess`] for a load run in which no request succeeded.
+    /// [`BenchError::NoSuccess`] for a load or attack run in which no
+    /// request succeeded.
     pub fn check(&self) -> Result<(), BenchError> {
         match self {
             Report::Load(load) if load.ok() == 0 => Err(BenchError::NoSuccess),
+            Report::Attack(attack) if attack.ok() == 0 => Err(BenchError::NoSuccess),
             _ => Ok(()),
         }
     }
@@ -191,6 +204,7 @@ impl fmt::Display for Report {
             Report::Load(r) => r.fmt(f),
             Report::Fanout(r) => r.fmt(f),
             Report::Staleness(r) => r.fmt(f),
+            Report::Attack(r) => r.fmt(f),
         }
     }
 }
@@ -200,6 +214,8 @@ impl fmt::Display for Report {
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
     url: String,
+    /// The first address the host resolved to, for raw sockets.
+    addr: std::net::SocketAddr,
 }
 
 impl Target {
@@ -235,7 +251,13 @@ impl Target {
         }
         Ok(Target {
             url: url.to_owned(),
+            addr: addrs[0],
         })
+    }
+
+    /// Where the URL's host resolved first (a loopback address).
+    pub(crate) fn addr(&self) -> std::net::SocketAddr {
+        self.addr
     }
 
     /// The URL as given.

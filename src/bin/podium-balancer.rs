@@ -8,7 +8,7 @@ use clap::Parser;
 use podium::balancer::{
     BalancerConfig, DEFAULT_FORWARD_TIMEOUT_MS, DEFAULT_PORT, DEFAULT_PROBE_INTERVAL_MS,
 };
-use podium::cli::{self, BindArgs, ClusterSecretArgs, HostPort, ServerArgs};
+use podium::cli::{self, BindArgs, ClientTlsArgs, ClusterSecretArgs, HostPort, ServerArgs};
 use podium::frontend::DEFAULT_PORTS;
 
 /// Podium balancer: forwards each public call to a random healthy front-end.
@@ -43,6 +43,8 @@ struct Args {
     secret: ClusterSecretArgs,
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 fn main() -> ExitCode {
@@ -52,6 +54,8 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
+    cli::raise_fd_limit();
+    args.tls.install()?;
     let frontends = if args.frontends.is_empty() {
         vec![
             args.xhost.url(DEFAULT_PORTS[0]),

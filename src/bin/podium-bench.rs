@@ -35,6 +35,8 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    // The attack scenarios hold thousands of sockets.
+    podium::cli::raise_fd_limit();
     let runtime = podium::cli::runtime(args.threads).context("starting the runtime")?;
     let report = runtime.block_on(args.scenario.run(&args.label, password))?;
     print!("{report}");

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use podium::cli::{self, BindArgs, ClusterSecretArgs, ElectionArgs, HostPort, ServerArgs};
+use podium::cli::{
+    self, BindArgs, ClientTlsArgs, ClusterSecretArgs, ElectionArgs, HostPort, ServerArgs,
+};
 use podium::db::{DbConfig, DbServer, DEFAULT_DB_FILE, DEFAULT_PORT};
 use podium::election::driver::Node;
 use podium::election::vclock::SharedClock;
@@ -53,6 +55,8 @@ struct Args {
     secret: ClusterSecretArgs,
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 fn main() -> ExitCode {
@@ -62,6 +66,8 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
+    cli::raise_fd_limit();
+    args.tls.install()?;
     let secret = args.secret.load().context("reading the cluster secret")?;
     let clock = args.election.clock();
     let vclock = SharedClock::new(args.uid as usize);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser, Subcommand};
 use podium::api::Client;
-use podium::cli::{self, TargetArgs};
+use podium::cli::{self, ClientTlsArgs, TargetArgs};
 use podium::feeder::{describe_ack, describe_error, parse_updates, Feeder, Update};
 use podium::rpc::ClientConfig;
 use podium::secret::{Secret, FEEDER_PASSWORD_ENV};
@@ -19,6 +19,8 @@ use rand::SeedableRng as _;
 #[derive(Debug, Parser)]
 #[command(name = env!("CARGO_BIN_NAME"), version, after_help = top_footer())]
 struct Args {
+    #[command(flatten)]
+    tls: ClientTlsArgs,
     /// File holding the feeder password; else $PODIUM_FEEDER_PASSWORD.
     #[arg(long, global = true)]
     password_file: Option<PathBuf>,
@@ -127,17 +129,26 @@ fn main() -> ExitCode {
         }
     };
     cli::main(env!("CARGO_BIN_NAME"), || {
-        run(&args.target, args.password_file, args.timeout_ms, command)
+        run(
+            &args.target,
+            &args.tls,
+            args.password_file,
+            args.timeout_ms,
+            command,
+        )
     })
 }
 
 fn run(
     target: &TargetArgs,
+    tls: &ClientTlsArgs,
     password_file: Option<PathBuf>,
     timeout_ms: u64,
     command: Command,
 ) -> anyhow::Result<()> {
     cli::init_tracing();
+    cli::raise_fd_limit();
+    tls.install()?;
     let url = target.url()?;
     let password = Secret::load(
         FEEDER_PASSWORD_ENV,

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use podium::cli::{self, BindArgs, ClusterSecretArgs, ElectionArgs, HostPort, ServerArgs};
+use podium::cli::{
+    self, BindArgs, ClientTlsArgs, ClusterSecretArgs, ElectionArgs, HostPort, ServerArgs,
+};
 use podium::election::driver::Node;
 use podium::election::vclock::SharedClock;
 use podium::frontend::{
@@ -73,6 +75,8 @@ struct Args {
     password_file: Option<PathBuf>,
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 fn main() -> ExitCode {
@@ -82,11 +86,13 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
+    cli::raise_fd_limit();
+    args.tls.install()?;
     let db_port = podium::db::DEFAULT_PORT;
     let db_url = match (&args.db, &args.dbhost) {
         (Some(url), _) => url.clone(),
         (None, Some(host)) => host.url(db_port),
-        (None, None) => format!("http://127.0.0.1:{db_port}/"),
+        (None, None) => cli::host_url("127.0.0.1", db_port),
     };
     let port = args.port.unwrap_or(if args.uid == 1 {
         DEFAULT_PORTS[0]

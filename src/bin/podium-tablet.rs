@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use podium::api::Client;
-use podium::cli::{self, BindArgs, ServerArgs, TargetArgs};
+use podium::cli::{self, BindArgs, ClientTlsArgs, ServerArgs, TargetArgs};
 use podium::rpc::ClientConfig;
 use podium::scoreboard::Roster;
 use podium::shutdown::Shutdown;
@@ -60,6 +60,8 @@ struct Args {
     bind: BindArgs,
     #[command(flatten)]
     server_limits: ServerArgs,
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +71,8 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     cli::init_tracing();
+    cli::raise_fd_limit();
+    args.tls.install()?;
     anyhow::ensure!(args.interval_ms >= 10, "--interval-ms must be at least 10");
     anyhow::ensure!(args.lease_secs >= 5, "--lease-secs must be at least 5");
     let url = args.target.url()?;
@@ -132,7 +136,9 @@ fn run() -> anyhow::Result<()> {
                         .to_string(),
                     None => ip.to_string(),
                 };
-                let callback_url = format!("http://{}/", cli::addr::authority(&host, bound.port()));
+                let scheme = args.server_limits.scheme();
+                let callback_url =
+                    format!("{scheme}://{}/", cli::addr::authority(&host, bound.port()));
                 let settings = PushSettings {
                     callback_url,
                     lease: Duration::from_secs(args.lease_secs),

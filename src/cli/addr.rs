@@ -95,9 +95,10 @@ impl HostPort {
         authority(&self.host, self.port.unwrap_or(default_port))
     }
 
-    /// `http://HOST:PORT/`, with `default_port` when none was given.
+    /// `http://HOST:PORT/` (`https` once a CA is installed, see
+    /// [`super::client_scheme`]), with `default_port` when none was given.
     pub fn url(&self, default_port: u16) -> String {
-        format!("http://{}/", self.authority(default_port))
+        super::host_url(&self.host, self.port.unwrap_or(default_port))
     }
 }
 

@@ -28,6 +28,18 @@ pub fn init_tracing() {
         .init();
 }
 
+/// Raises this process's soft limit on open files to the hard limit (a
+/// server holds one descriptor per connection, and the usual soft limit of
+/// 1024 is below `--max-connections` plus what the process needs besides),
+/// and logs the result. Call after [`init_tracing`]. Does nothing where the
+/// OS has no such limit.
+pub fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
+}
+
 /// A tokio runtime with `workers` threads; 1 gives the current-thread
 /// scheduler, which on small machines serves small requests fastest.
 ///
@@ -145,22 +157,44 @@ pub fn error_line(e: &anyhow::Error) -> String {
     line
 }
 
-/// Limits every server binary exposes as flags.
+/// Limits every server binary exposes as flags, and its TLS certificate.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Server limits")]
 pub struct ServerArgs {
     /// Largest request body in bytes (after gzip decoding).
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
-    /// Connections served at once; more wait in the listen backlog.
+    /// Connections open at once; at the cap a waiting one is closed to make
+    /// room: first one that never completed a request (still sending its
+    /// head, say), else the one idle longest.
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_CONNECTIONS)]
     pub max_connections: usize,
-    /// Milliseconds allowed for a request's headers, and for an idle keep-alive connection.
+    /// Connections open at once from one client address (IPv6: one /64); at
+    /// the cap one of its waiting ones is closed as for --max-connections,
+    /// and with all of them busy a new one gets 503.
+    #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: usize,
+    /// Milliseconds allowed for a request's headers, for an idle keep-alive
+    /// connection, and for a TLS handshake.
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_HEADER_READ_TIMEOUT_MS)]
     pub header_timeout_ms: u64,
     /// Milliseconds allowed for a request's body.
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_BODY_READ_TIMEOUT_MS)]
     pub body_timeout_ms: u64,
+    /// Request-body bytes all connections together may hold; a body that
+    /// cannot get its share within a moment is refused with 503. At least
+    /// --max-body-bytes.
+    #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_BODY_BUDGET_BYTES)]
+    pub max_body_budget_bytes: usize,
+    /// Largest reply in bytes (before gzip); a larger one becomes a fault.
+    #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_REPLY_BYTES)]
+    pub max_reply_bytes: usize,
+    /// PEM certificate chain: serve HTTPS only (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Runtime worker threads; 1 runs everything on one thread, which on
     /// the 2-core machines we measured gave the lowest latency and the least
     /// CPU per request, for the balancer too (see README, Benchmarks).
@@ -170,12 +204,17 @@ pub struct ServerArgs {
 
 impl ServerArgs {
     /// # Errors
-    /// A limit of zero.
+    /// A limit of zero, a body budget below the body limit, or a TLS
+    /// certificate or key that cannot be used.
     pub fn to_config(&self) -> anyhow::Result<crate::rpc::ServerConfig> {
         anyhow::ensure!(self.max_body_bytes > 0, "--max-body-bytes must be positive");
         anyhow::ensure!(
             self.max_connections > 0,
             "--max-connections must be positive"
+        );
+        anyhow::ensure!(
+            self.max_connections_per_ip > 0,
+            "--max-connections-per-ip must be positive"
         );
         anyhow::ensure!(
             self.header_timeout_ms > 0,
@@ -186,17 +225,92 @@ impl ServerArgs {
             "--body-timeout-ms must be positive"
         );
         anyhow::ensure!(
+            self.max_body_budget_bytes >= self.max_body_bytes,
+            "--max-body-budget-bytes must be at least --max-body-bytes"
+        );
+        anyhow::ensure!(
+            self.max_reply_bytes > 0,
+            "--max-reply-bytes must be positive"
+        );
+        anyhow::ensure!(
             (1..=64).contains(&self.workers),
             "--workers must be 1 to 64"
         );
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                crate::rpc::tls::server_config(cert, key)
+                    .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key: {e}"))?,
+            ),
+            (None, None) => None,
+            _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        };
         Ok(crate::rpc::ServerConfig {
             max_body_bytes: self.max_body_bytes,
             max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
             header_read_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
             body_read_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
+            max_body_budget_bytes: self.max_body_budget_bytes,
+            max_reply_bytes: self.max_reply_bytes,
+            tls,
             ..crate::rpc::ServerConfig::default()
         })
     }
+
+    /// The scheme of this server's own URL: `https` when it serves TLS.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// Whom this process trusts when it calls `https://` URLs: every binary
+/// that is a client of the cluster has this flag.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "TLS")]
+pub struct ClientTlsArgs {
+    /// PEM file of the CA whose certificates the cluster's servers use:
+    /// calls to https:// URLs trust it (and nothing else), and URLs built
+    /// from host-only flags (--dbhost, --xhost, --serip...) use https.
+    #[arg(long, global = true)]
+    pub tls_ca: Option<std::path::PathBuf>,
+}
+
+impl ClientTlsArgs {
+    /// Makes `--tls-ca` the trust of every client of this process (see
+    /// [`crate::rpc::tls::set_default_client`]). Call once at start, before
+    /// any client or URL is made.
+    ///
+    /// # Errors
+    /// The CA file cannot be read or used.
+    pub fn install(&self) -> anyhow::Result<()> {
+        if let Some(ca) = &self.tls_ca {
+            let config =
+                crate::rpc::tls::client_config(ca).map_err(|e| anyhow::anyhow!("--tls-ca: {e}"))?;
+            crate::rpc::tls::set_default_client(config);
+            tracing::info!(ca = %ca.display(), "https:// calls trust this CA");
+        }
+        Ok(())
+    }
+}
+
+/// `http`, or `https` once a CA is installed ([`ClientTlsArgs::install`]):
+/// the scheme of a server named by a host-only flag.
+pub fn client_scheme() -> &'static str {
+    if crate::rpc::tls::default_client().is_some() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// `SCHEME://HOST:PORT/` with [`client_scheme`]: the URL of a server named
+/// by a host-only flag. An IPv6 address is bracketed.
+pub fn host_url(host: &str, port: u16) -> String {
+    format!("{}://{}/", client_scheme(), addr::authority(host, port))
 }
 
 /// Where the cluster secret comes from (never a flag's value: `ps` shows flags).
@@ -254,15 +368,36 @@ impl BindArgs {
     }
 }
 
-/// Binds, logs and announces; the common start of every server binary.
+/// Connections the kernel may hold for us before we accept them (it caps
+/// this at `net.core.somaxconn`). Deeper than the usual 1024, so a burst of
+/// connects (thousands of attacking sockets reconnecting at once) does not
+/// overflow it: a connect dropped there costs its client a one-second SYN
+/// retransmit.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds (with a [`LISTEN_BACKLOG`] backlog), logs and announces; the
+/// common start of every server binary.
 ///
 /// # Errors
 /// The address cannot be bound.
 pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
     use anyhow::Context as _;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .context("creating a socket")?;
+    // As std and tokio do for listeners: a restarted server can bind at
+    // once, while old connections linger in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true).context("setting SO_REUSEADDR")?;
+    socket
+        .bind(addr)
         .with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = socket
+        .listen(LISTEN_BACKLOG)
+        .with_context(|| format!("listening on {addr}"))?;
     let bound = listener.local_addr().context("reading the bound address")?;
     tracing::info!(%bound, "{what} listening");
     announce_listening(bound);
@@ -275,9 +410,10 @@ pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::Tc
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Cluster")]
 pub struct ElectionArgs {
-    /// Another member of the election group, `UID=HOST:PORT` (or `UID=URL`); repeat for each.
+    /// Another member of the election group, `UID=HOST:PORT` (or `UID=URL`;
+    /// HOST:PORT is https with --tls-ca); repeat for each.
     #[arg(long = "peer", value_parser = parse_peer)]
-    pub peers: Vec<(u32, String)>,
+    pub peers: Vec<(u32, PeerAddr)>,
     /// Milliseconds between heartbeats to the coordinator.
     #[arg(long, default_value_t = crate::election::config::DEFAULT_HEARTBEAT_INTERVAL_MS)]
     pub heartbeat_interval_ms: u64,
@@ -292,20 +428,37 @@ pub struct ElectionArgs {
     pub clock_skew_ms: i64,
 }
 
-/// `UID=HOST:PORT` or `UID=URL` into the uid and the member's URL.
-fn parse_peer(s: &str) -> Result<(u32, String), String> {
+/// `UID=HOST:PORT` or `UID=URL` into the uid and the member's address;
+/// [`ElectionArgs::peers`] makes it a URL once the scheme is known (https
+/// with `--tls-ca`, which is installed after parsing).
+fn parse_peer(s: &str) -> Result<(u32, PeerAddr), String> {
     let (uid, addr) = s.split_once('=').ok_or("expected UID=HOST:PORT")?;
     let uid = uid.trim().parse().map_err(|_| format!("bad uid {uid:?}"))?;
-    let url = if addr.contains("://") {
-        addr.to_owned()
-    } else {
-        let hp = HostPort::parse(addr).map_err(|e| e.to_string())?;
-        let port = hp
-            .port
-            .ok_or("expected UID=HOST:PORT (the port is needed)")?;
-        hp.url(port)
-    };
-    Ok((uid, url))
+    if addr.contains("://") {
+        return Ok((uid, PeerAddr::Url(addr.to_owned())));
+    }
+    let hp = HostPort::parse(addr).map_err(|e| e.to_string())?;
+    let port = hp
+        .port
+        .ok_or("expected UID=HOST:PORT (the port is needed)")?;
+    Ok((uid, PeerAddr::HostPort(hp.host, port)))
+}
+
+/// A `--peer` address as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerAddr {
+    Url(String),
+    HostPort(String, u16),
+}
+
+impl PeerAddr {
+    /// The URL as given, or [`host_url`] of the host and port.
+    pub fn url(&self) -> String {
+        match self {
+            PeerAddr::Url(url) => url.clone(),
+            PeerAddr::HostPort(host, port) => host_url(host, *port),
+        }
+    }
 }
 
 impl ElectionArgs {
@@ -322,7 +475,7 @@ impl ElectionArgs {
         old: &[(u32, String)],
     ) -> std::collections::BTreeMap<u32, String> {
         let mut peers: std::collections::BTreeMap<u32, String> = old.iter().cloned().collect();
-        peers.extend(self.peers.iter().cloned());
+        peers.extend(self.peers.iter().map(|(uid, addr)| (*uid, addr.url())));
         peers.remove(&uid);
         peers
     }
@@ -427,16 +580,17 @@ mod tests {
 
     #[test]
     fn peers_take_host_port_or_url() {
+        let url = |s: &str| parse_peer(s).map(|(uid, addr)| (uid, addr.url()));
         assert_eq!(
-            parse_peer("1=10.0.0.2:8002"),
+            url("1=10.0.0.2:8002"),
             Ok((1, "http://10.0.0.2:8002/".to_owned()))
         );
         assert_eq!(
-            parse_peer("2=[fd00::3]:8003"),
+            url("2=[fd00::3]:8003"),
             Ok((2, "http://[fd00::3]:8003/".to_owned()))
         );
         assert_eq!(
-            parse_peer("0=http://db:8000/"),
+            url("0=http://db:8000/"),
             Ok((0, "http://db:8000/".to_owned()))
         );
         assert!(parse_peer("1=10.0.0.2").is_err());

@@ -1,6 +1,8 @@
 //! The XML-RPC client every server-to-server call, the feeder and the tablet
 //! use: pooled keep-alive connections, a deadline on every call, a cap on
-//! response size, and faults as typed errors.
+//! response size, and faults as typed errors. `http://` URLs are plain TCP;
+//! `https://` URLs speak TLS, trusting [`ClientConfig::tls`] or else the
+//! process-wide default ([`tls::set_default_client`](super::tls::set_default_client)).
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use hyper::{Request, StatusCode, Uri};
 use super::codec::{self, EncodeError, Limits, ParseError};
 use super::fault::Fault;
 use super::http::{gunzip, BodyError};
-use super::pool::{Pool, PoolError};
+use super::pool::{Endpoint, Pool, PoolError};
 use super::value::Value;
 
 /// Default for [`ClientConfig::timeout`].
@@ -23,10 +25,12 @@ pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1_000;
 /// Default for [`ClientConfig::max_response_bytes`]: 16 MiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 << 20;
-/// Default for [`ClientConfig::pool_idle_timeout`]; shorter than the
-/// server's idle limit, so a pooled connection is dropped here before the
-/// server closes it under a request.
-pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 10_000;
+/// Default for [`ClientConfig::pool_idle_timeout`]: half the server's
+/// default idle limit
+/// ([`DEFAULT_HEADER_READ_TIMEOUT_MS`](super::server::DEFAULT_HEADER_READ_TIMEOUT_MS)),
+/// so a pooled connection is dropped here before the server closes it
+/// under a request.
+pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 5_000;
 
 /// Sees every call a client makes: adds headers to the request and reads
 /// the reply's. How an application layers its own envelope (a vector
@@ -43,11 +47,12 @@ pub trait CallHook: Send + Sync + fmt::Debug {
 pub struct ClientConfig {
     /// Deadline for a whole call: connect, send, and read the reply. Default 5 s.
     pub timeout: Duration,
-    /// Deadline for the TCP connect alone. Default 1 s.
+    /// Deadline for connecting: the TCP connect and, for `https://`, the TLS
+    /// handshake. Default 1 s.
     pub connect_timeout: Duration,
     /// Largest reply accepted, after gzip decoding. Default 16 MiB.
     pub max_response_bytes: usize,
-    /// How long an unused pooled connection is kept. Default 10 s.
+    /// How long an unused pooled connection is kept. Default 5 s.
     pub pool_idle_timeout: Duration,
     /// Pooled idle connections kept per host. Default 64.
     pub pool_max_idle: usize,
@@ -67,6 +72,9 @@ pub struct ClientConfig {
     /// a host with several addresses that must be seen at one (a tablet
     /// calling back at the address it subscribes with) sets it.
     pub local_addr: Option<std::net::IpAddr>,
+    /// Whom to trust for `https://` URLs. Default `None`: the process-wide
+    /// default, and an `https://` URL is refused when there is none.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ClientConfig {
@@ -82,6 +90,7 @@ impl Default for ClientConfig {
             accept_gzip: true,
             decompress: true,
             local_addr: None,
+            tls: None,
         }
     }
 }
@@ -99,6 +108,7 @@ impl fmt::Debug for ClientConfig {
             .field("accept_gzip", &self.accept_gzip)
             .field("decompress", &self.decompress)
             .field("local_addr", &self.local_addr)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -108,8 +118,15 @@ impl fmt::Debug for ClientConfig {
 pub enum ClientError {
     #[error("invalid server URL {0:?}")]
     Url(String),
+    /// An `https://` URL, and no CA to check the server against.
+    #[error("{0}: https needs a trusted CA, and none is configured")]
+    NoTrust(String),
     #[error("cannot connect: {0}")]
     Connect(String),
+    /// The TLS handshake failed: the server's certificate is not trusted
+    /// or does not name the host, or the server does not speak TLS.
+    #[error("{0}")]
+    Tls(String),
     #[error("no reply within {0:?}")]
     Timeout(Duration),
     #[error("transport error: {0}")]
@@ -128,9 +145,9 @@ pub enum ClientError {
 
 impl ClientError {
     /// True when the request certainly never reached the server, so any call
-    /// may be retried elsewhere.
+    /// may be retried elsewhere (a failed TLS handshake included).
     pub fn is_connect(&self) -> bool {
-        matches!(self, ClientError::Connect(_))
+        matches!(self, ClientError::Connect(_) | ClientError::Tls(_))
     }
 
     /// True when the server did not answer in time.
@@ -169,42 +186,54 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client for `url` (`http://host:port/` or `host:port`).
+    /// A client for `url`: `http://host:port/`, `https://host:port/`, or
+    /// `host:port` (plain HTTP).
     ///
     /// # Errors
-    /// A URL that is not plain `http` with a host.
+    /// A URL that is not `http` or `https` with a host; an `https` URL when
+    /// neither `config.tls` nor the process default says whom to trust.
     pub fn new(url: &str, config: ClientConfig) -> Result<Self, ClientError> {
         let full = if url.contains("://") {
             url.to_owned()
         } else {
             format!("http://{url}/")
         };
-        let uri: Uri = full.parse().map_err(|_| ClientError::Url(url.to_owned()))?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
-            return Err(ClientError::Url(url.to_owned()));
+        let bad = || ClientError::Url(url.to_owned());
+        let uri: Uri = full.parse().map_err(|_| bad())?;
+        let authority = uri.authority().ok_or_else(bad)?;
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| bad())?;
+        let name = authority.host();
+        if name.is_empty() {
+            return Err(bad());
         }
-        let authority = uri
-            .authority()
-            .ok_or_else(|| ClientError::Url(url.to_owned()))?;
-        let host = HeaderValue::from_str(authority.as_str())
-            .map_err(|_| ClientError::Url(url.to_owned()))?;
-        let connect_to = format!(
-            "{}:{}",
-            authority.host(),
-            authority.port_u16().unwrap_or(80)
-        );
+        let endpoint = match uri.scheme_str() {
+            Some("http") => {
+                Endpoint::plain(format!("{name}:{}", authority.port_u16().unwrap_or(80)))
+            }
+            Some("https") => {
+                let trust = config
+                    .tls
+                    .clone()
+                    .or_else(super::tls::default_client)
+                    .ok_or_else(|| ClientError::NoTrust(url.to_owned()))?;
+                let connect_to = format!("{name}:{}", authority.port_u16().unwrap_or(443));
+                // The certificate names an IPv6 address without brackets.
+                let bare = name.trim_start_matches('[').trim_end_matches(']');
+                Endpoint::tls(connect_to, bare, trust).map_err(|_| bad())?
+            }
+            _ => return Err(bad()),
+        };
         let target: Uri = uri
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .parse()
-            .map_err(|_| ClientError::Url(url.to_owned()))?;
+            .map_err(|_| bad())?;
         let pool = Pool::new(
-            connect_to,
+            endpoint.from_local(config.local_addr),
             config.connect_timeout,
             config.pool_idle_timeout,
             config.pool_max_idle,
-        )
-        .with_local_addr(config.local_addr);
+        );
         Ok(Client {
             pool: Arc::new(pool),
             uri,
@@ -281,6 +310,7 @@ impl Client {
         let max = self.config.max_response_bytes;
         let (resp, body) = self.pool.send(req, max).await.map_err(|e| match e {
             PoolError::Connect(e) => ClientError::Connect(e),
+            PoolError::Tls(e) => ClientError::Tls(e),
             PoolError::Transport(e) => ClientError::Transport(e),
             PoolError::TooLarge(n) => ClientError::TooLarge(n),
         })?;

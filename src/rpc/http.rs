@@ -1,5 +1,6 @@
-//! HTTP body helpers: the server's bounded, timed body reads, and gzip in
-//! both directions (the client's reads are bounded in [`super::pool`]).
+//! HTTP body helpers: the server's bounded, timed, budgeted body reads, and
+//! gzip in both directions (the client's reads are bounded in
+//! [`super::pool`]).
 
 use std::future::Future as _;
 use std::io::{Read as _, Write as _};
@@ -7,8 +8,10 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Limited};
+use http_body_util::BodyExt as _;
 use hyper::body::Body;
+
+use super::budget::{Exhausted, Reservation};
 
 /// Why a body could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +20,8 @@ pub(crate) enum BodyError {
     TooLarge(usize),
     #[error("body not received within {0:?}")]
     Timeout(Duration),
+    #[error("server busy: {0}")]
+    NoBudget(#[from] Exhausted),
     #[error("corrupt gzip body: {0}")]
     BadGzip(String),
     #[error("reading body: {0}")]
@@ -25,33 +30,78 @@ pub(crate) enum BodyError {
 
 /// Reads a whole body, refusing it as soon as it passes `max_bytes` (also for
 /// chunked bodies, which have no length up front) or takes longer than
-/// `timeout`.
+/// `timeout`. The body's bytes come from `reservation`: all of a declared
+/// `Content-Length` before reading starts, else as the body grows; when the
+/// budget has none to give within its wait, the read stops with
+/// [`BodyError::NoBudget`].
+///
+/// The body is copied into one buffer as it arrives (sized from the
+/// declared length, else doubling), so what it holds is what the
+/// reservation covers, and hyper's read buffers are reused at once.
 pub(crate) async fn read_body<B>(
     body: B,
+    declared: Option<u64>,
     max_bytes: usize,
     timeout: Duration,
+    reservation: &mut Reservation,
 ) -> Result<Bytes, BodyError>
 where
-    B: Body,
+    B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut collect = std::pin::pin!(Limited::new(body, max_bytes).collect());
-    // A small body usually came in with the head: then no timer is needed,
-    // and setting one up and tearing it down is a measurable share of a
-    // cached read.
-    let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
-    let collected = match first {
-        Poll::Ready(collected) => collected,
-        Poll::Pending => match tokio::time::timeout(timeout, collect).await {
-            Ok(collected) => collected,
-            Err(_) => return Err(BodyError::Timeout(timeout)),
-        },
-    };
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(max_bytes)),
-        Err(e) => Err(BodyError::Io(e.to_string())),
+    let declared = declared.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    if declared > max_bytes {
+        return Err(BodyError::TooLarge(max_bytes));
     }
+    reservation.grow(declared).await?;
+    let mut buf = Vec::with_capacity(declared);
+    {
+        let mut read = std::pin::pin!(collect(body, &mut buf, max_bytes, reservation));
+        // A small body usually came in with the head: then no timer is
+        // needed, and setting one up and tearing it down is a measurable
+        // share of a cached read.
+        let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+        match first {
+            Poll::Ready(done) => done?,
+            Poll::Pending => match tokio::time::timeout(timeout, read).await {
+                Ok(done) => done?,
+                Err(_) => return Err(BodyError::Timeout(timeout)),
+            },
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Appends every data frame of `body` to `buf`, growing `reservation`
+/// ahead of `buf`'s capacity.
+async fn collect<B>(
+    body: B,
+    buf: &mut Vec<u8>,
+    max_bytes: usize,
+    reservation: &mut Reservation,
+) -> Result<(), BodyError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut body = std::pin::pin!(body);
+    while let Some(frame) = body.as_mut().frame().await {
+        let frame = frame.map_err(|e| BodyError::Io(e.into().to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers: nothing XML-RPC uses
+        };
+        let needed = buf.len() + data.len();
+        if needed > max_bytes {
+            return Err(BodyError::TooLarge(max_bytes));
+        }
+        if needed > buf.capacity() {
+            let capacity = needed.max(buf.capacity() * 2).min(max_bytes);
+            reservation.grow(capacity).await?;
+            buf.reserve_exact(capacity - buf.len());
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(())
 }
 
 /// Decompresses a gzip body, stopping as soon as the output passes

@@ -7,16 +7,20 @@
 //! visible table to a handler, and the reply goes back through [`codec`].
 //! [`client`] is the same path in reverse for outgoing calls; an application
 //! adds its own headers to both sides (a [`CallHook`] on the client, a
-//! wrapping [`Handler`] on the server).
+//! wrapping [`Handler`] on the server). [`tls`] makes both sides speak HTTPS
+//! when asked to.
 
+mod budget;
 pub mod client;
 pub mod codec;
+mod connections;
 pub mod fault;
 pub mod handler;
 mod http;
 pub mod methods;
 pub mod pool;
 pub mod server;
+pub mod tls;
 pub mod value;
 
 pub use client::{CallHook, Client, ClientConfig, ClientError};

@@ -11,8 +11,13 @@
 //! while it was idle is seen when it is next taken, and a request that the
 //! connection never got to send is sent again on a fresh one.
 //!
-//! [`Connection`] is public for `podium-bench`, whose simulated clients each
-//! hold one: the load generator then costs the machine as little as it can.
+//! [`Connection`] is public for load generators, whose simulated clients
+//! each hold one: the load generator then costs the machine as little as it
+//! can.
+//!
+//! An [`Endpoint`] says where to connect and whether to speak TLS there
+//! (for `https://` URLs); connecting and the TLS handshake share one
+//! deadline.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,9 +31,12 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::http::response;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
-type Driver = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+use super::tls::Stream;
+
+type Driver = http1::Connection<TokioIo<Stream>, Full<Bytes>>;
 
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +44,10 @@ pub enum PoolError {
     /// The connection could not be made: nothing was sent.
     #[error("{0}")]
     Connect(String),
+    /// The TLS handshake failed (the server's certificate is not trusted,
+    /// say, or the server does not speak TLS): nothing was sent.
+    #[error("{0}")]
+    Tls(String),
     /// The request may have reached the server.
     #[error("{0}")]
     Transport(String),
@@ -43,16 +55,127 @@ pub enum PoolError {
     TooLarge(usize),
 }
 
+/// Where a connection goes: `host:port`, and TLS to speak there.
+#[derive(Clone)]
+pub struct Endpoint {
+    authority: String,
+    tls: Option<TlsTarget>,
+    /// The address connections are made from, when the caller must be seen
+    /// at a particular one of its host's addresses.
+    local: Option<std::net::IpAddr>,
+}
+
+#[derive(Clone)]
+struct TlsTarget {
+    connector: tokio_rustls::TlsConnector,
+    /// What the certificate must name: the URL's host (an IP literal is
+    /// checked against the certificate's IP addresses).
+    server_name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("authority", &self.authority)
+            .field(
+                "tls_server_name",
+                &self.tls.as_ref().map(|t| t.server_name.to_str()),
+            )
+            .finish()
+    }
+}
+
+impl Endpoint {
+    /// Plain TCP to `authority` (`host:port`).
+    pub fn plain(authority: impl Into<String>) -> Endpoint {
+        Endpoint {
+            authority: authority.into(),
+            tls: None,
+            local: None,
+        }
+    }
+
+    /// TLS to `authority` (`host:port`), checking that the certificate
+    /// names `host` (a DNS name, or an IP address without brackets).
+    ///
+    /// # Errors
+    /// A host that is neither a DNS name nor an IP address.
+    pub fn tls(
+        authority: impl Into<String>,
+        host: &str,
+        config: std::sync::Arc<rustls::ClientConfig>,
+    ) -> Result<Endpoint, PoolError> {
+        let server_name = ServerName::try_from(host.to_owned())
+            .map_err(|e| PoolError::Tls(format!("{host:?} cannot be checked by TLS: {e}")))?;
+        Ok(Endpoint {
+            authority: authority.into(),
+            tls: Some(TlsTarget {
+                connector: tokio_rustls::TlsConnector::from(config),
+                server_name,
+            }),
+            local: None,
+        })
+    }
+
+    /// Makes every connection from `local` (none: the system's choice).
+    pub fn from_local(mut self, local: Option<std::net::IpAddr>) -> Endpoint {
+        self.local = local;
+        self
+    }
+
+    /// `host:port`.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// Connects, and shakes hands when TLS is asked for.
+    async fn connect(&self) -> Result<Stream, PoolError> {
+        let authority = &self.authority;
+        let stream = self
+            .tcp()
+            .await
+            .map_err(|e| PoolError::Connect(format!("{authority}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let Some(tls) = &self.tls else {
+            return Ok(Stream::Plain(stream));
+        };
+        let stream = tls
+            .connector
+            .connect(tls.server_name.clone(), stream)
+            .await
+            .map_err(|e| PoolError::Tls(format!("TLS with {authority}: {}", error_chain(&e))))?;
+        Ok(Stream::Tls(Box::new(stream.into())))
+    }
+
+    /// The TCP connection, from [`Endpoint::from_local`]'s address if set.
+    async fn tcp(&self) -> std::io::Result<TcpStream> {
+        let Some(local) = self.local else {
+            return TcpStream::connect(&self.authority).await;
+        };
+        let mut last = None;
+        for remote in tokio::net::lookup_host(&self.authority).await? {
+            let socket = if remote.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.bind(std::net::SocketAddr::new(local, 0))?;
+            match socket.connect(remote).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no address to connect to")))
+    }
+}
+
 /// Idle connections to one server (`host:port`), most recently used last.
 pub(crate) struct Pool {
-    authority: String,
+    endpoint: Endpoint,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
     idle: Mutex<Vec<Idle>>,
-    /// The address connections are made from, when the caller must be seen
-    /// at a particular one of its host's addresses.
-    local: Option<std::net::IpAddr>,
 }
 
 struct Idle {
@@ -92,49 +215,19 @@ pub enum Failed {
 }
 
 impl Connection {
-    /// Connects to `authority` (`host:port`) within `timeout`.
+    /// Connects to `endpoint` within `timeout`, TLS handshake included.
     ///
     /// # Errors
-    /// [`PoolError::Connect`].
-    pub async fn open(authority: &str, timeout: Duration) -> Result<Connection, PoolError> {
-        Connection::open_from(authority, timeout, None).await
-    }
-
-    /// [`Connection::open`] from the local address `local`, when given.
-    ///
-    /// # Errors
-    /// [`PoolError::Connect`].
-    pub async fn open_from(
-        authority: &str,
-        timeout: Duration,
-        local: Option<std::net::IpAddr>,
-    ) -> Result<Connection, PoolError> {
-        let connect = async {
-            let Some(local) = local else {
-                return TcpStream::connect(authority).await;
-            };
-            let mut last = None;
-            for remote in tokio::net::lookup_host(authority).await? {
-                let socket = if remote.is_ipv4() {
-                    tokio::net::TcpSocket::new_v4()?
-                } else {
-                    tokio::net::TcpSocket::new_v6()?
-                };
-                socket.bind(std::net::SocketAddr::new(local, 0))?;
-                match socket.connect(remote).await {
-                    Ok(stream) => return Ok(stream),
-                    Err(e) => last = Some(e),
-                }
-            }
-            Err(last.unwrap_or_else(|| std::io::Error::other("no address to connect to")))
-        };
-        let stream = tokio::time::timeout(timeout, connect)
+    /// [`PoolError::Connect`], or [`PoolError::Tls`] for a failed handshake.
+    pub async fn open(endpoint: &Endpoint, timeout: Duration) -> Result<Connection, PoolError> {
+        let stream = tokio::time::timeout(timeout, endpoint.connect())
             .await
             .map_err(|_| {
-                PoolError::Connect(format!("{authority}: no connection within {timeout:?}"))
-            })?
-            .map_err(|e| PoolError::Connect(format!("{authority}: {e}")))?;
-        let _ = stream.set_nodelay(true);
+                PoolError::Connect(format!(
+                    "{}: no connection within {timeout:?}",
+                    endpoint.authority
+                ))
+            })??;
         let (sender, driver) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| PoolError::Connect(error_chain(&e)))?;
@@ -233,25 +326,18 @@ impl Connection {
 
 impl Pool {
     pub(crate) fn new(
-        authority: String,
+        endpoint: Endpoint,
         connect_timeout: Duration,
         idle_timeout: Duration,
         max_idle: usize,
     ) -> Pool {
         Pool {
-            authority,
+            endpoint,
             connect_timeout,
             idle_timeout,
             max_idle,
             idle: Mutex::new(Vec::new()),
-            local: None,
         }
-    }
-
-    /// Makes every connection from `local` (none: the system's choice).
-    pub(crate) fn with_local_addr(mut self, local: Option<std::net::IpAddr>) -> Pool {
-        self.local = local;
-        self
     }
 
     /// Sends `req` and reads the whole reply, refusing a body over
@@ -265,8 +351,7 @@ impl Pool {
             let (mut conn, reused) = match self.take_idle() {
                 Some(conn) => (conn, true),
                 None => (
-                    Connection::open_from(&self.authority, self.connect_timeout, self.local)
-                        .await?,
+                    Connection::open(&self.endpoint, self.connect_timeout).await?,
                     false,
                 ),
             };
@@ -408,7 +493,7 @@ mod tests {
 
     fn pool(addr: &str, max_idle: usize) -> Pool {
         Pool::new(
-            addr.to_owned(),
+            Endpoint::plain(addr),
             Duration::from_secs(1),
             Duration::from_secs(10),
             max_idle,
@@ -553,7 +638,12 @@ mod tests {
     async fn a_connection_idle_past_its_time_is_not_reused() {
         let (addr, accepted) = server("ok", usize::MAX).await;
         // Every idle connection is past a zero idle time at once.
-        let pool = Pool::new(addr.clone(), Duration::from_secs(1), Duration::ZERO, 4);
+        let pool = Pool::new(
+            Endpoint::plain(addr.clone()),
+            Duration::from_secs(1),
+            Duration::ZERO,
+            4,
+        );
         for _ in 0..3 {
             pool.send(request(&addr), 1024).await.unwrap();
         }
