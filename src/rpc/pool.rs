@@ -129,7 +129,7 @@ impl Endpoint {
     }
 
     /// Connects, and shakes hands when TLS is asked for.
-    async fn connect(&self) -> Result<Stream, PoolError> {
+    pub(crate) async fn connect(&self) -> Result<Stream, PoolError> {
         let authority = &self.authority;
         let stream = self
             .tcp()
@@ -365,6 +365,11 @@ impl Pool {
                 Err(Failed::Unsent(_, e) | Failed::Sent(e)) => return Err(e),
             }
         }
+    }
+
+    /// Where this pool's connections go.
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     fn take_idle(&self) -> Option<Connection> {
