@@ -47,3 +47,4 @@ pub mod secret;
 pub mod shutdown;
 pub mod store;
 pub mod tablet;
+pub mod web;

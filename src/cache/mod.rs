@@ -31,9 +31,11 @@
 //! cache.
 
 mod follower;
+mod listeners;
 mod versioned;
 
 pub(crate) use follower::{apply_to_roster, FeedListener, Follower, FollowerConfig, LONG_POLL_MS};
+pub(crate) use listeners::Listeners;
 pub(crate) use versioned::{Cache, Cached, TABLE_KEY};
 
 /// How the cache learns about changes.
