@@ -286,6 +286,19 @@ impl Client {
         }
     }
 
+    /// The configured headers, then `extra`, then the hook's.
+    fn add_headers(&self, to: &mut HeaderMap, extra: &[(&'static str, HeaderValue)]) {
+        for (name, value) in &self.config.headers {
+            to.insert(name, value.clone());
+        }
+        for (name, value) in extra {
+            to.insert(*name, value.clone());
+        }
+        if let Some(hook) = &self.config.hook {
+            hook.on_send(to);
+        }
+    }
+
     /// Sends `GET target` (a path and query on this client's server) on a
     /// connection of its own, outside the pool, and returns the reply once
     /// its head has arrived, with its body still to come: a page to relay
@@ -309,15 +322,7 @@ impl Client {
             .header(header::HOST, self.host.clone())
             .body(Empty::<Bytes>::new())
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        for (name, value) in &self.config.headers {
-            req.headers_mut().insert(name, value.clone());
-        }
-        for (name, value) in headers {
-            req.headers_mut().insert(*name, value.clone());
-        }
-        if let Some(hook) = &self.config.hook {
-            hook.on_send(req.headers_mut());
-        }
+        self.add_headers(req.headers_mut(), headers);
         let endpoint = self.pool.endpoint();
         let connect = self.config.connect_timeout;
         let exchange = async {
@@ -361,15 +366,7 @@ impl Client {
             req.headers_mut()
                 .insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        for (name, value) in &self.config.headers {
-            req.headers_mut().insert(name, value.clone());
-        }
-        for (name, value) in headers {
-            req.headers_mut().insert(*name, value.clone());
-        }
-        if let Some(hook) = &self.config.hook {
-            hook.on_send(req.headers_mut());
-        }
+        self.add_headers(req.headers_mut(), headers);
         let max = self.config.max_response_bytes;
         let (resp, body) = self.pool.send(req, max).await.map_err(|e| match e {
             PoolError::Connect(e) => ClientError::Connect(e),
