@@ -47,6 +47,9 @@ pub struct Health {
     pub subscribers: i64,
     /// Its cluster clock, seconds since the epoch.
     pub clock: f64,
+    /// How its change feed stands: `live`, `starting`, `db down`, or why
+    /// it is silent (then `ok` is false). Empty from an older front-end.
+    pub feed: String,
 }
 
 fn shape(what: &str) -> ClientError {
@@ -467,6 +470,7 @@ impl Health {
             ("cached", Value::Int(self.cached)),
             ("subscribers", Value::Int(self.subscribers)),
             ("clock", Value::Double(self.clock)),
+            ("feed", Value::from(self.feed.as_str())),
         ])
     }
 
@@ -481,6 +485,10 @@ impl Health {
             cached: get_int(s, "cached")?,
             subscribers: get_int(s, "subscribers")?,
             clock: crate::scoreboard::get_f64(s, "clock")?,
+            feed: match s.get("feed") {
+                Some(Value::String(feed)) => feed.clone(),
+                _ => String::new(),
+            },
         })
     }
 }

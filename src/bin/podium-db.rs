@@ -54,6 +54,8 @@ struct Args {
     #[command(flatten)]
     secret: ClusterSecretArgs,
     #[command(flatten)]
+    guesses: cli::GuessArgs,
+    #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
     tls: ClientTlsArgs,
@@ -68,6 +70,7 @@ fn run() -> anyhow::Result<()> {
     cli::init_tracing();
     cli::raise_fd_limit();
     args.tls.install()?;
+    args.guesses.install()?;
     let secret = args.secret.load().context("reading the cluster secret")?;
     let clock = args.election.clock();
     let vclock = SharedClock::new(args.uid as usize);

@@ -70,6 +70,8 @@ struct Args {
     election: ElectionArgs,
     #[command(flatten)]
     secret: ClusterSecretArgs,
+    #[command(flatten)]
+    guesses: cli::GuessArgs,
     /// File holding the feeder password; else $PODIUM_FEEDER_PASSWORD.
     #[arg(long, help_heading = "Secrets")]
     password_file: Option<PathBuf>,
@@ -88,6 +90,7 @@ fn run() -> anyhow::Result<()> {
     cli::init_tracing();
     cli::raise_fd_limit();
     args.tls.install()?;
+    args.guesses.install()?;
     let db_port = podium::db::DEFAULT_PORT;
     let db_url = match (&args.db, &args.dbhost) {
         (Some(url), _) => url.clone(),

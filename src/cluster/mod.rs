@@ -68,6 +68,12 @@ impl Caller {
             (Some(secret), Some(given)) => secret.matches(given),
             _ => false,
         };
+        Caller::with_membership(ctx, is_member)
+    }
+
+    /// Judges a call whose membership is already known (the [`Envelope`]
+    /// checks the secret itself, behind the guess limiter).
+    pub fn with_membership(ctx: &CallContext, is_member: bool) -> Caller {
         let forwarded = ctx
             .header(FORWARDED_FOR_HEADER)
             .and_then(|v| v.split(',').next())

@@ -26,12 +26,22 @@ impl Frontend {
             .ok_or_else(|| faults::unavailable("the db has not been reached yet"))
     }
 
+    /// The roster for a read of the cache: refused while the change feed is
+    /// silent, as every cached value is then (see [`crate::cache`]).
+    ///
+    /// # Errors
+    /// `UNAVAILABLE` before the db was first reached, or while cut off.
+    pub(super) fn fresh_roster(&self) -> Result<Arc<Roster>, Fault> {
+        self.freshness.check()?;
+        self.roster()
+    }
+
     /// One team's tally.
     ///
     /// # Errors
-    /// An unknown team, or the db unavailable on a miss.
+    /// An unknown team, cut off from the db, or the db unavailable on a miss.
     pub(super) async fn tally(&self, team: &str) -> Result<Tally, Fault> {
-        let team = self.roster()?.team(team)?.to_owned();
+        let team = self.fresh_roster()?.team(team)?.to_owned();
         let key = tally_key(&team);
         let fetch = || async { self.db.tally(&team).await.map(Cached::Tally) };
         match self.cache.get_or_fetch(&key, fetch).await? {
@@ -43,9 +53,9 @@ impl Frontend {
     /// One event's score.
     ///
     /// # Errors
-    /// An unknown event, or the db unavailable on a miss.
+    /// An unknown event, cut off from the db, or the db unavailable on a miss.
     pub(super) async fn score(&self, event: &str) -> Result<Score, Fault> {
-        let event = self.roster()?.event(event)?.to_owned();
+        let event = self.fresh_roster()?.event(event)?.to_owned();
         let key = score_key(&event);
         let fetch = || async { self.db.score(&event).await.map(Cached::Score) };
         match self.cache.get_or_fetch(&key, fetch).await? {
@@ -57,8 +67,9 @@ impl Frontend {
     /// The medal table, ranked once when fetched, not on every hit.
     ///
     /// # Errors
-    /// The db unavailable on a miss.
+    /// Cut off from the db, or the db unavailable on a miss.
     pub(super) async fn medal_table(&self) -> Result<Arc<Vec<Standing>>, Fault> {
+        self.freshness.check()?;
         let fetch = || async {
             let tallies = self.db.tallies().await?;
             Ok(Cached::Table(Arc::new(Standing::table(tallies))))
