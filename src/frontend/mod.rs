@@ -2,7 +2,8 @@
 //! the feeder password, forwards writes to the db, and pushes changes to
 //! subscribed tablets.
 //!
-//! - `config`: what it is told at start;
+//! - `config`: what it is told at start, and `flags`: the command line
+//!   that tells it;
 //! - `handlers`: the public API bound to what follows, one `match`;
 //! - `reads`, `writes`: the read path (the cache) and the write path (the
 //!   db, with request ids);
@@ -14,6 +15,7 @@
 //! and push.
 
 mod config;
+pub mod flags;
 mod handlers;
 mod password;
 mod reads;

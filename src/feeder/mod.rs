@@ -11,6 +11,8 @@
 //! its words ([`Update`]'s `Display`). A new kind (add a team, revoke a
 //! medal) adds one variant and one arm in each.
 
+pub mod flags;
+
 use std::fmt;
 use std::time::{Duration, Instant};
 
