@@ -6,7 +6,7 @@ use hyper::header::HeaderValue;
 
 use super::{Caller, VCLOCK_HEADER};
 use crate::election::vclock::{SharedClock, VectorClock};
-use crate::rpc::{Handler, Request, Response};
+use crate::rpc::{codec, fault, Fault, Handler, Request, Response};
 use crate::secret::Secret;
 
 /// Wraps a handler with the cluster's envelope.
@@ -36,11 +36,22 @@ impl<H: Handler> Handler for Envelope<H> {
         let is_member = caller.is_member;
         if let Some(clock) = &self.vclock {
             // Only members' clocks are merged: anyone else could poison ours.
-            let remote = is_member
+            // A member's that is out of bounds refuses its call.
+            let header = is_member
                 .then(|| request.ctx.header(VCLOCK_HEADER))
-                .flatten()
-                .and_then(VectorClock::from_header);
-            clock.receive(remote.as_deref());
+                .flatten();
+            let remote = match header.map(VectorClock::from_header).transpose() {
+                Ok(remote) => remote,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a member sent an invalid vector clock");
+                    let fault = Fault::new(
+                        fault::INVALID_REQUEST,
+                        format!("invalid X-Podium-Vclock header: {e}"),
+                    );
+                    return Response::new(bytes::Bytes::from(codec::write_fault(&fault)));
+                }
+            };
+            clock.receive(remote.as_ref());
         }
         request.ctx.extensions.insert(caller);
         let mut response = self.inner.handle(request).await;
