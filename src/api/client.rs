@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::request::{self as req, Call, HistoryKind};
+use super::request::{self as req, Call, HistoryCursor, HistoryKind, HistoryPage};
 use super::HEALTH_METHOD;
 use crate::rpc::{self, ClientConfig, ClientError, Fault, Value};
 use crate::scoreboard::rank::Standing;
@@ -54,6 +54,15 @@ pub struct Health {
 
 fn shape(what: &str) -> ClientError {
     ClientError::Fault(Fault::internal(format!("unexpected {what} reply")))
+}
+
+/// An array of changes, as history returns it.
+fn changes(v: &Value, what: &str) -> Result<Vec<Change>, ClientError> {
+    v.as_array()
+        .ok_or_else(|| shape(what))?
+        .iter()
+        .map(|c| Change::from_value(c).map_err(fault))
+        .collect()
 }
 
 fn fault(f: Fault) -> ClientError {
@@ -366,7 +375,8 @@ impl Client {
         }
     }
 
-    /// `scoreboard.history`: the key's updates, oldest first.
+    /// `scoreboard.history(kind, name)`: the key's newest updates (at most
+    /// [`HISTORY_DEFAULT_LIMIT`](super::HISTORY_DEFAULT_LIMIT)), oldest first.
     ///
     /// # Errors
     /// As [`Client::call`].
@@ -375,13 +385,32 @@ impl Client {
             .call(&req::History {
                 kind,
                 name: name.to_owned(),
+                page: None,
             })
             .await?;
-        v.as_array()
-            .ok_or_else(|| shape("history"))?
-            .iter()
-            .map(|c| Change::from_value(c).map_err(fault))
-            .collect()
+        changes(&v, "history")
+    }
+
+    /// One page of `scoreboard.history`: the newest updates before `cursor`
+    /// (at most `limit`), oldest first, and the cursor of the page before.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn history_page(
+        &self,
+        kind: HistoryKind,
+        name: &str,
+        cursor: HistoryCursor,
+        limit: Option<i64>,
+    ) -> Result<HistoryPage, ClientError> {
+        let v = self
+            .call(&req::History {
+                kind,
+                name: name.to_owned(),
+                page: Some(req::PageRequest { cursor, limit }),
+            })
+            .await?;
+        HistoryPage::from_value(&v).map_err(fault)
     }
 
     /// `podium.health` (front-ends only).

@@ -21,7 +21,7 @@ use super::{Caller, SECRET_HEADER, VCLOCK_HEADER};
 use crate::api::faults;
 use crate::election::vclock::{SharedClock, VectorClock};
 use crate::guesses::{GuessLimiter, GuessLimits, Refused};
-use crate::rpc::{codec, CallContext, Handler, Request, Response};
+use crate::rpc::{codec, fault, CallContext, Fault, Handler, Request, Response};
 use crate::secret::Secret;
 
 /// Connections remembered as having given the right secret.
@@ -107,11 +107,22 @@ impl<H: Handler> Handler for Envelope<H> {
         let caller = Caller::with_membership(&request.ctx, is_member);
         if let Some(clock) = &self.vclock {
             // Only members' clocks are merged: anyone else could poison ours.
-            let remote = is_member
+            // A member's that is out of bounds refuses its call.
+            let header = is_member
                 .then(|| request.ctx.header(VCLOCK_HEADER))
-                .flatten()
-                .and_then(VectorClock::from_header);
-            clock.receive(remote.as_deref());
+                .flatten();
+            let remote = match header.map(VectorClock::from_header).transpose() {
+                Ok(remote) => remote,
+                Err(e) => {
+                    warn!(error = %e, "a member sent an invalid vector clock");
+                    let fault = Fault::new(
+                        fault::INVALID_REQUEST,
+                        format!("invalid X-Podium-Vclock header: {e}"),
+                    );
+                    return Response::new(codec::write_fault(&fault));
+                }
+            };
+            clock.receive(remote.as_ref());
         }
         request.ctx.extensions.insert(caller);
         let mut response = self.inner.handle(request).await;

@@ -516,10 +516,21 @@ impl DbClient {
         Progress::from_value(&self.call(PUSH_PROGRESS, &[]).await?)
     }
 
+    /// The newest `limit` updates of `key` below version `before` (all
+    /// versions when `None`), oldest first.
+    ///
     /// # Errors
     /// As [`db_fault`].
-    pub async fn history(&self, key: &str, limit: i64) -> Result<Vec<Change>, Fault> {
-        let v = self.call(HISTORY, &[key.into(), limit.into()]).await?;
+    pub async fn history(
+        &self,
+        key: &str,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<Change>, Fault> {
+        // Without `before` in the form every db version answers.
+        let mut params = vec![key.into(), limit.into()];
+        params.extend(before.map(Value::Int));
+        let v = self.call(HISTORY, &params).await?;
         v.as_array()
             .ok_or_else(|| Fault::internal("history reply is not an array"))?
             .iter()

@@ -154,8 +154,12 @@ impl Frontend {
                 Ok(Value::Bool(gone))
             }
             Request::History(r) => {
-                let changes = Box::pin(self.history(r.kind, &r.name)).await?;
-                Ok(Value::Array(changes.iter().map(|c| c.to_value()).collect()))
+                let page = Box::pin(self.history(&r)).await?;
+                Ok(match r.page {
+                    // The old call: the first page, as a plain array.
+                    None => Value::Array(page.updates.iter().map(|c| c.to_value()).collect()),
+                    Some(_) => page.to_value(),
+                })
             }
         }
     }

@@ -4,15 +4,11 @@
 use std::sync::Arc;
 
 use super::Frontend;
-use crate::api::{faults, HistoryKind};
+use crate::api::{faults, History, HistoryCursor, HistoryKind, HistoryPage};
 use crate::cache::{Cached, TABLE_KEY};
 use crate::rpc::Fault;
 use crate::scoreboard::rank::Standing;
 use crate::scoreboard::{score_key, tally_key, Roster, Score, Tally};
-use crate::store::Change;
-
-/// Most updates of one key that `scoreboard.history` returns.
-const HISTORY_LIMIT: i64 = 1000;
 
 impl Frontend {
     /// The roster, once the db has told it.
@@ -82,21 +78,29 @@ impl Frontend {
         }
     }
 
-    /// The updates of a tally or a score, oldest first (never cached: it
-    /// is for audits, not for tablets).
+    /// A page of the updates of a tally or a score, oldest first (never
+    /// cached: it is for audits, not for tablets; the db reads it off its
+    /// writer's thread).
     ///
     /// # Errors
     /// An unknown name, or the db unavailable.
-    pub(super) async fn history(
-        &self,
-        kind: HistoryKind,
-        name: &str,
-    ) -> Result<Vec<Change>, Fault> {
+    pub(super) async fn history(&self, request: &History) -> Result<HistoryPage, Fault> {
         let roster = self.roster()?;
-        let key = match kind {
-            HistoryKind::Tally => tally_key(roster.team(name)?),
-            HistoryKind::Score => score_key(roster.event(name)?),
+        let key = match request.kind {
+            HistoryKind::Tally => tally_key(roster.team(&request.name)?),
+            HistoryKind::Score => score_key(roster.event(&request.name)?),
         };
-        self.db.history(&key, HISTORY_LIMIT).await
+        let limit = request.limit();
+        let before = request.page.and_then(|p| p.cursor.before());
+        // One more than the page, to know whether there is a page before.
+        let mut updates = self.db.history(&key, limit + 1, before).await?;
+        let more = updates.len() > limit.unsigned_abs() as usize;
+        if more {
+            updates.remove(0);
+        }
+        let next = more
+            .then(|| updates.first().map(|c| HistoryCursor::Before(c.version)))
+            .flatten();
+        Ok(HistoryPage { updates, next })
     }
 }
