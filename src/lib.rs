@@ -26,7 +26,8 @@
 //!   staleness).
 //!
 //! And what they share at their edges: [`shutdown`] (one way to stop),
-//! [`secret`] (secrets handling), [`cli`] (flags, logging, runtime, signals).
+//! [`secret`] (secrets handling), [`guesses`] (how often a secret may be
+//! tried), [`cli`] (flags, logging, runtime, signals).
 #![deny(missing_debug_implementations)]
 
 pub mod api;
@@ -40,6 +41,7 @@ pub mod db;
 pub mod election;
 pub mod feeder;
 pub mod frontend;
+pub mod guesses;
 pub mod push;
 pub mod rpc;
 pub mod scoreboard;

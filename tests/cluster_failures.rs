@@ -593,8 +593,8 @@ struct WriterState {
     failures: AtomicU64,
 }
 
-/// Acknowledged writes one writer makes at most, below the 1000 updates a
-/// history call returns.
+/// Acknowledged writes one writer makes at most (each is looked for in the
+/// team's history, read a page at a time).
 const MAX_ACKS_PER_WRITER: u64 = 600;
 /// Attempts one writer makes at most, failed ones included.
 const MAX_ATTEMPTS_PER_WRITER: u64 = 20_000;

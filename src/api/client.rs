@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::request::{self as req, Call, HistoryKind};
+use super::request::{self as req, Call, HistoryCursor, HistoryKind, HistoryPage};
 use super::HEALTH_METHOD;
 use crate::rpc::{self, ClientConfig, ClientError, Fault, Value};
 use crate::scoreboard::rank::Standing;
@@ -47,10 +47,22 @@ pub struct Health {
     pub subscribers: i64,
     /// Its cluster clock, seconds since the epoch.
     pub clock: f64,
+    /// How its change feed stands: `live`, `starting`, `db down`, or why
+    /// it is silent (then `ok` is false). Empty from an older front-end.
+    pub feed: String,
 }
 
 fn shape(what: &str) -> ClientError {
     ClientError::Fault(Fault::internal(format!("unexpected {what} reply")))
+}
+
+/// An array of changes, as history returns it.
+fn changes(v: &Value, what: &str) -> Result<Vec<Change>, ClientError> {
+    v.as_array()
+        .ok_or_else(|| shape(what))?
+        .iter()
+        .map(|c| Change::from_value(c).map_err(fault))
+        .collect()
 }
 
 fn fault(f: Fault) -> ClientError {
@@ -363,7 +375,8 @@ impl Client {
         }
     }
 
-    /// `scoreboard.history`: the key's updates, oldest first.
+    /// `scoreboard.history(kind, name)`: the key's newest updates (at most
+    /// [`HISTORY_DEFAULT_LIMIT`](super::HISTORY_DEFAULT_LIMIT)), oldest first.
     ///
     /// # Errors
     /// As [`Client::call`].
@@ -372,13 +385,32 @@ impl Client {
             .call(&req::History {
                 kind,
                 name: name.to_owned(),
+                page: None,
             })
             .await?;
-        v.as_array()
-            .ok_or_else(|| shape("history"))?
-            .iter()
-            .map(|c| Change::from_value(c).map_err(fault))
-            .collect()
+        changes(&v, "history")
+    }
+
+    /// One page of `scoreboard.history`: the newest updates before `cursor`
+    /// (at most `limit`), oldest first, and the cursor of the page before.
+    ///
+    /// # Errors
+    /// As [`Client::call`].
+    pub async fn history_page(
+        &self,
+        kind: HistoryKind,
+        name: &str,
+        cursor: HistoryCursor,
+        limit: Option<i64>,
+    ) -> Result<HistoryPage, ClientError> {
+        let v = self
+            .call(&req::History {
+                kind,
+                name: name.to_owned(),
+                page: Some(req::PageRequest { cursor, limit }),
+            })
+            .await?;
+        HistoryPage::from_value(&v).map_err(fault)
     }
 
     /// `podium.health` (front-ends only).
@@ -467,6 +499,7 @@ impl Health {
             ("cached", Value::Int(self.cached)),
             ("subscribers", Value::Int(self.subscribers)),
             ("clock", Value::Double(self.clock)),
+            ("feed", Value::from(self.feed.as_str())),
         ])
     }
 
@@ -481,6 +514,10 @@ impl Health {
             cached: get_int(s, "cached")?,
             subscribers: get_int(s, "subscribers")?,
             clock: crate::scoreboard::get_f64(s, "clock")?,
+            feed: match s.get("feed") {
+                Some(Value::String(feed)) => feed.clone(),
+                _ => String::new(),
+            },
         })
     }
 }

@@ -21,10 +21,25 @@ pub const UNAVAILABLE: i32 = 5;
 pub const RATE_LIMITED: i32 = 6;
 /// The value given is not acceptable (an over-long score, say).
 pub const INVALID_VALUE: i32 = 7;
+/// A write whose outcome is not known: the db did not confirm it in time,
+/// and it may or may not have been applied. The message names its request
+/// id; retried with that id, it is applied exactly once.
+pub const OUTCOME_UNKNOWN: i32 = 8;
 
 /// An `UNAVAILABLE` fault.
 pub fn unavailable(message: impl Into<String>) -> Fault {
     Fault::new(UNAVAILABLE, message)
+}
+
+/// An `OUTCOME_UNKNOWN` fault for the write with `request_id`, saying why.
+pub fn outcome_unknown(why: impl std::fmt::Display, request_id: &str) -> Fault {
+    Fault::new(
+        OUTCOME_UNKNOWN,
+        format!(
+            "{why}: the write may or may not have been applied; retry it with request id \
+             {request_id} to apply it exactly once"
+        ),
+    )
 }
 
 /// An `UNAUTHORIZED` fault.

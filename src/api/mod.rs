@@ -48,7 +48,7 @@ pub enum Method {
     Subscribe,
     /// `scoreboard.unsubscribe(callback_url)`.
     Unsubscribe,
-    /// `scoreboard.history(kind, name)`.
+    /// `scoreboard.history(kind, name[, cursor[, limit]])`.
     History,
     /// `scoreboard.add_team(name, password[, request_id])`.
     AddTeam,
@@ -141,7 +141,11 @@ impl Method {
                 &["struct", S, "array", "array", "int"],
             ],
             Method::Unsubscribe => &[&["boolean", S]],
-            Method::History => &[&["array", S, S]],
+            Method::History => &[
+                &["array", S, S],
+                &["struct", S, S, S],
+                &["struct", S, S, S, "int"],
+            ],
             Method::AddTeam | Method::AddEvent => &[&["struct", S, S], &["struct", S, S, S]],
             Method::RevokeMedal => &[&["struct", S, S, S], &["struct", S, S, S, S]],
             Method::SetMedals => &[
@@ -182,7 +186,7 @@ impl Method {
                 "unsubscribe(callback_url): ends a subscription; false if there was none."
             }
             Method::History => {
-                "history(kind, name): the updates of a tally or score, oldest first, with version, timestamp and vector clock."
+                "history(kind, name[, cursor[, limit]]): the updates of a tally or score, oldest first, with version, timestamp and vector clock. With two arguments, the newest 100, as an array. With a cursor (\"\" for the newest), a page {updates, next} of the newest updates before it, at most limit (1 to 500, default 100); pass next back for the page before, until it is \"\"."
             }
             Method::AddTeam => {
                 "add_team(name, password[, request_id]): adds a team to the roster: {version, team, duplicate}."

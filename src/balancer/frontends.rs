@@ -13,6 +13,7 @@ use bytes::Bytes;
 use rand::Rng;
 use tracing::{debug, info, warn};
 
+use super::peek::reply_fault_code;
 use super::BalancerConfig;
 use crate::api::faults;
 use crate::api::HEALTH_METHOD;
@@ -23,6 +24,8 @@ use crate::rpc::{CallContext, Client, ClientConfig, ClientError, Value};
 /// Idle connections kept to each front-end: enough for a busy balancer's
 /// concurrent forwards, so a burst does not reconnect.
 const POOL_MAX_IDLE: usize = 256;
+/// An attempt with less time left than this is not started.
+const MIN_ATTEMPT: Duration = Duration::from_millis(20);
 
 struct Backend {
     url: String,
@@ -47,6 +50,10 @@ impl Backend {
 #[derive(Clone)]
 pub(crate) struct Frontends {
     backends: Arc<Vec<Backend>>,
+    /// One attempt at one front-end.
+    forward_timeout: Duration,
+    /// Every attempt of one call together.
+    call_deadline: Duration,
 }
 
 impl std::fmt::Debug for Frontends {
@@ -111,49 +118,100 @@ impl Frontends {
             .collect::<Result<Vec<_>, ClientError>>()?;
         Ok(Frontends {
             backends: Arc::new(backends),
+            forward_timeout: config.forward_timeout,
+            call_deadline: config.call_deadline,
         })
     }
 
+    /// A healthy front-end not tried yet; when none is healthy, any not
+    /// tried: each then answers for itself (a front-end cut off from the
+    /// db refuses at once, and says why), rather than the balancer
+    /// refusing on the word of a probe that may be a moment old.
     fn pick(&self, tried: &[usize]) -> Option<usize> {
         let healthy: Vec<usize> = (0..self.backends.len())
             .filter(|i| self.backends[*i].healthy.load(Ordering::Acquire))
             .collect();
-        choose(&healthy, tried, &mut rand::thread_rng())
+        let mut rng = rand::thread_rng();
+        choose(&healthy, tried, &mut rng).or_else(|| {
+            let all: Vec<usize> = (0..self.backends.len()).collect();
+            healthy
+                .is_empty()
+                .then(|| choose(&all, tried, &mut rng))
+                .flatten()
+        })
     }
 
     /// Forwards the encoded call and returns the front-end's reply as it
     /// came: the front-end parses the call, and it is a trusted cluster
     /// member, so its reply is relayed without being decoded again.
     ///
+    /// Another front-end is tried when one cannot be reached, does not
+    /// answer within the forward timeout, or answers `UNAVAILABLE` (it is
+    /// cut off from the db, say) or, for a write, `OUTCOME_UNKNOWN`, all
+    /// within the call deadline. A write carries one request id through
+    /// every attempt, so trying it again cannot apply it twice.
+    ///
     /// # Errors
-    /// `UNAVAILABLE` when no front-end could answer.
+    /// `UNAVAILABLE` when no front-end could answer; `OUTCOME_UNKNOWN`,
+    /// naming the request id, for a write that one of them may have
+    /// applied.
     pub(crate) async fn forward(
         &self,
         body: Bytes,
         ctx: &CallContext,
         is_write: bool,
     ) -> Result<Bytes, Fault> {
+        let deadline = tokio::time::Instant::now() + self.call_deadline;
         let request_id = is_write.then(|| cluster::request_id(ctx, None, "lb"));
         let headers =
             cluster::forward_headers(ctx.peer.map(|p| p.ip()), request_id.as_deref(), ctx.local);
         let mut tried = Vec::with_capacity(self.backends.len());
         let mut last_error = None;
+        // A front-end's own UNAVAILABLE fault, relayed if no other answers.
+        let mut unavailable = None;
+        // Some attempt may have applied the write...
+        let mut maybe_applied = false;
+        // ...and a front-end's own word on it, naming the request id it
+        // used (the call's own, if it carried one).
+        let mut unconfirmed = None;
         while let Some(i) = self.pick(&tried) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left < MIN_ATTEMPT {
+                break;
+            }
             tried.push(i);
             let backend = &self.backends[i];
-            match backend.client.call_raw_with(body.clone(), &headers).await {
+            let attempt = backend.client.call_raw_with(body.clone(), &headers);
+            let result = match tokio::time::timeout(left.min(self.forward_timeout), attempt).await {
+                Ok(result) => result,
+                Err(_) => Err(ClientError::Timeout(left.min(self.forward_timeout))),
+            };
+            let code = result.as_ref().ok().and_then(|r| reply_fault_code(r));
+            match result {
+                Ok(reply) if code == Some(faults::UNAVAILABLE) => {
+                    debug!(url = %backend.url, "front-end unavailable; trying another");
+                    unavailable = Some(reply);
+                }
+                Ok(reply) if is_write && code == Some(faults::OUTCOME_UNKNOWN) => {
+                    debug!(url = %backend.url, "write unconfirmed; trying another");
+                    maybe_applied = true;
+                    unconfirmed.get_or_insert(reply);
+                }
                 Ok(reply) => return Ok(reply),
                 Err(e) => {
                     let why = e.to_string();
                     let retry = matches!(
                         e,
                         ClientError::Connect(_)
+                            | ClientError::Refused(_)
+                            | ClientError::Tls(_)
                             | ClientError::Timeout(_)
                             | ClientError::Transport(_)
                             | ClientError::Status(_)
                     );
+                    maybe_applied |= is_write && !e.is_connect();
                     debug!(url = %backend.url, error = %why, retry, "forward failed");
-                    if matches!(e, ClientError::Connect(_) | ClientError::Timeout(_)) {
+                    if e.is_connect() || e.is_timeout() {
                         backend.set_healthy(false, &why);
                     }
                     last_error = Some(why);
@@ -163,10 +221,23 @@ impl Frontends {
                 }
             }
         }
+        if maybe_applied {
+            if let Some(reply) = unconfirmed {
+                return Ok(reply);
+            }
+            let id = request_id.as_deref().unwrap_or("?");
+            return Err(faults::outcome_unknown(
+                "no front-end confirmed it",
+                &format!("{id} (or its own, if the call carried one)"),
+            ));
+        }
+        if let Some(reply) = unavailable {
+            return Ok(reply);
+        }
         Err(Fault::new(
             faults::UNAVAILABLE,
             match last_error {
-                Some(e) => format!("no front-end could answer: {e}"),
+                Some(e) => format!("no front-end could answer (the call reached none): {e}"),
                 None => "no front-end is healthy".to_owned(),
             },
         ))

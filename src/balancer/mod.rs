@@ -38,8 +38,15 @@ pub use peek::peek_method_name;
 pub const DEFAULT_PORT: u16 = 8001;
 /// Default of [`BalancerConfig::probe_interval`], milliseconds.
 pub const DEFAULT_PROBE_INTERVAL_MS: u64 = 250;
-/// Default of [`BalancerConfig::forward_timeout`], milliseconds.
-pub const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 1_000;
+/// Default of [`BalancerConfig::forward_timeout`], milliseconds: longer
+/// than a front-end's own deadline on the db (2 s by default), so that a
+/// slow db makes the front-end answer (with a fault that says what it
+/// knows) before the balancer gives up on it.
+pub const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 2_500;
+/// Default of [`BalancerConfig::call_deadline`], milliseconds: room for a
+/// second attempt, and shorter than a client's own deadline (5 s for
+/// Podium's clients), so a client hears why before it gives up.
+pub const DEFAULT_CALL_DEADLINE_MS: u64 = 4_500;
 
 /// Everything the balancer needs.
 #[derive(Debug, Clone)]
@@ -52,9 +59,11 @@ pub struct BalancerConfig {
     /// How long a probe may take before the front-end counts as down.
     /// Default: the probe interval; at most four of them.
     pub probe_timeout: Duration,
-    /// How long a forwarded call may take before it is retried elsewhere.
-    /// Default 1 s.
+    /// How long one attempt at a front-end may take before the call is
+    /// tried elsewhere. Default 2.5 s.
     pub forward_timeout: Duration,
+    /// How long all attempts of one call may take together. Default 4.5 s.
+    pub call_deadline: Duration,
     /// Sent with forwards so front-ends believe the client address passed
     /// on. Without it, front-ends see every client as the balancer.
     pub cluster_secret: Option<Secret>,
@@ -69,6 +78,8 @@ pub enum ConfigError {
     NoFrontends,
     #[error("probe timeout must not exceed four probe intervals")]
     ProbeTimeout,
+    #[error("the forward timeout must be positive and at most the call deadline")]
+    ForwardTimeout,
     #[error("front-end {url:?}: {reason}")]
     FrontendUrl { url: String, reason: String },
 }
@@ -84,6 +95,9 @@ impl BalancerConfig {
         }
         if self.probe_timeout > self.probe_interval.max(Duration::from_millis(10)) * 4 {
             return Err(ConfigError::ProbeTimeout);
+        }
+        if self.forward_timeout.is_zero() || self.forward_timeout > self.call_deadline {
+            return Err(ConfigError::ForwardTimeout);
         }
         for url in &self.frontends {
             Client::new(url, ClientConfig::default()).map_err(|e| ConfigError::FrontendUrl {

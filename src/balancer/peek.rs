@@ -1,5 +1,23 @@
 //! The method name of a call, read without parsing it: what lets the
-//! balancer pass the plain spelling every client sends on as its bytes.
+//! balancer pass the plain spelling every client sends on as its bytes;
+//! and the fault code of a reply, read without parsing a success.
+
+use crate::rpc::codec::{self, Limits};
+
+/// The fault code of a front-end's reply, or `None` for a success. Only a
+/// reply that opens with `<fault>` is parsed (faults are small); a success
+/// costs a scan of its first bytes.
+pub fn reply_fault_code(reply: &[u8]) -> Option<i32> {
+    const HEAD: usize = 128;
+    let head = &reply[..reply.len().min(HEAD)];
+    if !head.windows(7).any(|w| w == b"<fault>") {
+        return None;
+    }
+    match codec::parse_response(reply, Limits::default()) {
+        Ok(Err(fault)) => Some(fault.code),
+        _ => None,
+    }
+}
 
 /// The method name of a `methodCall` in its plainest spelling (an optional
 /// XML declaration, then `<methodCall>`, whitespace, and
@@ -96,5 +114,15 @@ mod tests {
             parse_call(&call, Limits::default()).unwrap().method,
             peek_method_name(&call).unwrap()
         );
+    }
+
+    #[test]
+    fn a_fault_reply_gives_its_code_and_a_success_none() {
+        let fault = crate::rpc::codec::write_fault(&crate::rpc::Fault::new(5, "cut off"));
+        assert_eq!(super::reply_fault_code(&fault), Some(5));
+        let ok = crate::rpc::codec::write_response(&crate::rpc::Value::from("<fault>"))
+            .expect("encodes");
+        assert_eq!(super::reply_fault_code(&ok), None);
+        assert_eq!(super::reply_fault_code(b"<fault>garbage"), None);
     }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use podium::balancer::{
-    BalancerConfig, DEFAULT_FORWARD_TIMEOUT_MS, DEFAULT_PORT, DEFAULT_PROBE_INTERVAL_MS,
+    BalancerConfig, DEFAULT_CALL_DEADLINE_MS, DEFAULT_FORWARD_TIMEOUT_MS, DEFAULT_PORT,
+    DEFAULT_PROBE_INTERVAL_MS,
 };
 use podium::cli::{self, BindArgs, ClientTlsArgs, ClusterSecretArgs, HostPort, ServerArgs};
 use podium::frontend::DEFAULT_PORTS;
@@ -34,9 +35,14 @@ struct Args {
     /// Milliseconds a probe may take before the front-end counts as down.
     #[arg(long)]
     probe_timeout_ms: Option<u64>,
-    /// Milliseconds a forwarded call may take before it is retried elsewhere.
+    /// Milliseconds one attempt at a front-end may take before the call is
+    /// tried elsewhere; longer than the front-ends' --db-timeout-ms.
     #[arg(long, default_value_t = DEFAULT_FORWARD_TIMEOUT_MS)]
     forward_timeout_ms: u64,
+    /// Milliseconds all attempts of one call may take together; shorter
+    /// than the clients' own deadline.
+    #[arg(long, default_value_t = DEFAULT_CALL_DEADLINE_MS)]
+    call_deadline_ms: u64,
     #[command(flatten)]
     bind: BindArgs,
     #[command(flatten)]
@@ -73,6 +79,7 @@ fn run() -> anyhow::Result<()> {
             .map(Duration::from_millis)
             .unwrap_or(probe_interval),
         forward_timeout: Duration::from_millis(args.forward_timeout_ms),
+        call_deadline: Duration::from_millis(args.call_deadline_ms),
         // Optional: without it front-ends rate-limit by the balancer's address.
         cluster_secret: match args.secret.load() {
             Ok(secret) => Some(secret),

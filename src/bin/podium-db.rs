@@ -14,6 +14,7 @@ use podium::election::vclock::SharedClock;
 use podium::frontend::DEFAULT_PORTS;
 use podium::scoreboard::Roster;
 use podium::shutdown::{Shutdown, Tasks};
+use podium::store::StartupCheck;
 
 /// Podium database server: owns the SQLite file, orders every write, serves
 /// the change feed. All its methods need the cluster secret.
@@ -38,6 +39,11 @@ struct Args {
     /// Most push subscriptions of one subscriber address.
     #[arg(long, default_value_t = podium::db::DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT)]
     max_subscriptions_per_address: usize,
+    /// What to check of an existing file before opening it: `full`
+    /// (SQLite's integrity check), `quick` (its quick check: pages only,
+    /// about a third of the time) or `off`. A damaged file is refused.
+    #[arg(long, value_enum, default_value_t = StartupCheck::Full)]
+    startup_check: StartupCheck,
     /// This process's uid in the election group.
     #[arg(long, default_value_t = 0)]
     uid: u32,
@@ -54,6 +60,8 @@ struct Args {
     #[command(flatten)]
     secret: ClusterSecretArgs,
     #[command(flatten)]
+    guesses: cli::GuessArgs,
+    #[command(flatten)]
     server: ServerArgs,
     #[command(flatten)]
     tls: ClientTlsArgs,
@@ -68,6 +76,7 @@ fn run() -> anyhow::Result<()> {
     cli::init_tracing();
     cli::raise_fd_limit();
     args.tls.install()?;
+    args.guesses.install()?;
     let secret = args.secret.load().context("reading the cluster secret")?;
     let clock = args.election.clock();
     let vclock = SharedClock::new(args.uid as usize);
@@ -109,6 +118,7 @@ fn run() -> anyhow::Result<()> {
         vclock,
         max_subscriptions: args.max_subscriptions,
         max_subscriptions_per_client: args.max_subscriptions_per_address,
+        startup_check: args.startup_check,
     };
     let runtime = cli::runtime(args.server.workers).context("starting the runtime")?;
     runtime.block_on(async {

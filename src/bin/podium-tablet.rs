@@ -4,22 +4,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use podium::api::Client;
 use podium::cli::{self, BindArgs, ClientTlsArgs, ServerArgs, TargetArgs};
 use podium::rpc::ClientConfig;
 use podium::scoreboard::Roster;
 use podium::shutdown::Shutdown;
-use podium::tablet::{self, PushSettings, DEFAULT_LEASE_SECS, DEFAULT_PORT};
+use podium::tablet::{self, Mode, PushSettings, DEFAULT_LEASE_SECS, DEFAULT_PORT};
 use rand::SeedableRng as _;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Mode {
-    /// Ask the server every --interval-ms.
-    Pull,
-    /// Serve a callback port and let the front-ends push.
-    Push,
-}
 
 /// Podium tablet: a live view of chosen teams' medals and events' scores.
 ///

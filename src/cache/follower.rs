@@ -4,8 +4,10 @@
 //!
 //! It learns the db's epoch and roster, then asks for "changes after V",
 //! either held open by the db (push mode) or every pull interval. A new
-//! epoch (the db restarted) or a reset (a gap) empties the cache. While the
-//! db cannot be reached the cache is kept (see [`crate::cache`]); its first
+//! epoch (the db restarted) or a reset (a gap) empties the cache. Every
+//! call on the feed has a deadline (the db's hold plus [`FEED_SLACK`]): a
+//! silent feed empties the cache and stops hits ([`Freshness`]), while a
+//! db that refuses connections (it is down) leaves them served. The first
 //! poll after losing the db never waits, so a new epoch is seen as soon as
 //! the db is back.
 
@@ -16,10 +18,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::freshness::{Freshness, FEED_SLACK};
 use super::{Cache, CacheMode};
-use crate::db::wire::{ChangeBatch, DbClient, RosterReply, MAX_CHANGES_PER_REPLY};
+use crate::api::faults;
+use crate::db::wire::{ChangeBatch, DbClient, FeedError, RosterReply, MAX_CHANGES_PER_REPLY};
 use crate::push::report::MemberReport;
-use crate::rpc::Fault;
 use crate::scoreboard::Roster;
 use crate::shutdown::Shutdown;
 use crate::store::Entry;
@@ -36,7 +39,7 @@ const MAX_BACKOFF_MS: u64 = 1_000;
 /// Where the follower reads the change feed: the db, or a test's stand-in.
 pub(crate) trait Feed: Send + Sync + 'static {
     /// The roster, the epoch and the latest version: where following starts.
-    fn start(&self) -> impl Future<Output = Result<RosterReply, Fault>> + Send;
+    fn start(&self) -> impl Future<Output = Result<RosterReply, FeedError>> + Send;
     /// Changes after `after`, held up to `wait_ms` until there is one;
     /// `report` is what this member says of itself.
     fn changes(
@@ -44,7 +47,7 @@ pub(crate) trait Feed: Send + Sync + 'static {
         after: i64,
         wait_ms: i64,
         report: Option<MemberReport>,
-    ) -> impl Future<Output = Result<ChangeBatch, Fault>> + Send;
+    ) -> impl Future<Output = Result<ChangeBatch, FeedError>> + Send;
 }
 
 /// Who else follows the feed through the follower (the push hub).
@@ -61,7 +64,7 @@ pub(crate) trait FeedListener: Send + Sync + 'static {
 }
 
 impl Feed for DbClient {
-    fn start(&self) -> impl Future<Output = Result<RosterReply, Fault>> + Send {
+    fn start(&self) -> impl Future<Output = Result<RosterReply, FeedError>> + Send {
         self.roster()
     }
 
@@ -70,7 +73,7 @@ impl Feed for DbClient {
         after: i64,
         wait_ms: i64,
         report: Option<MemberReport>,
-    ) -> Result<ChangeBatch, Fault> {
+    ) -> Result<ChangeBatch, FeedError> {
         DbClient::changes(self, after, wait_ms, report.as_ref()).await
     }
 }
@@ -83,6 +86,18 @@ pub(crate) struct FollowerConfig {
     pub pull_interval: Duration,
 }
 
+impl FollowerConfig {
+    /// The longest normal gap between two replies of the db: a long poll's
+    /// hold, or a pull interval, plus [`FEED_SLACK`].
+    pub(crate) fn max_silence(&self) -> Duration {
+        let gap = match self.mode {
+            CacheMode::Push => Duration::from_millis(LONG_POLL_MS.unsigned_abs()),
+            CacheMode::Pull => self.pull_interval,
+        };
+        gap + FEED_SLACK
+    }
+}
+
 /// Follows the feed until shutdown. See the module doc.
 pub(crate) struct Follower<F> {
     feed: F,
@@ -90,6 +105,8 @@ pub(crate) struct Follower<F> {
     roster: Arc<watch::Sender<Option<Arc<Roster>>>>,
     /// Gets every batch, after the cache has dropped what it made stale.
     listener: Arc<dyn FeedListener>,
+    /// Told of every reply and failure: what the read path asks.
+    freshness: Arc<Freshness>,
     config: FollowerConfig,
 }
 
@@ -99,6 +116,7 @@ impl<F: Feed> Follower<F> {
         cache: Cache,
         roster: Arc<watch::Sender<Option<Arc<Roster>>>>,
         listener: Arc<dyn FeedListener>,
+        freshness: Arc<Freshness>,
         config: FollowerConfig,
     ) -> Self {
         Follower {
@@ -106,6 +124,7 @@ impl<F: Feed> Follower<F> {
             cache,
             roster,
             listener,
+            freshness,
             config,
         }
     }
@@ -127,14 +146,22 @@ impl<F: Feed> Follower<F> {
             };
             let pause = match outcome {
                 Ok((next, again_now)) => {
+                    self.freshness.replied();
                     position = Some(next);
                     reconnecting = false;
                     backoff = Duration::from_millis(MIN_BACKOFF_MS);
                     (self.config.mode == CacheMode::Pull && !again_now)
                         .then_some(self.config.pull_interval)
                 }
-                Err(fault) => {
-                    warn!(error = %fault, retry_in = ?backoff, "change feed unavailable");
+                Err(e) => {
+                    if e.refused {
+                        warn!(error = %e, retry_in = ?backoff, "change feed unavailable: the db is down, serving cached values");
+                        self.freshness.db_down();
+                    } else {
+                        warn!(error = %e, retry_in = ?backoff, "change feed unavailable: silent or failing, emptying the cache");
+                        self.freshness.cut();
+                        self.cache.clear();
+                    }
                     self.listener.lost();
                     reconnecting = true;
                     let pause = backoff;
@@ -157,10 +184,10 @@ impl<F: Feed> Follower<F> {
         &self,
         position: Option<&(String, i64)>,
         reconnecting: bool,
-    ) -> Result<((String, i64), bool), Fault> {
+    ) -> Result<((String, i64), bool), FeedError> {
         let Some((epoch, after)) = position else {
             // Start from the db's latest version: nothing cached yet.
-            let start = self.feed.start().await?;
+            let start = within(0, self.feed.start()).await?;
             self.cache.clear();
             self.roster.send_replace(Some(Arc::new(start.roster)));
             self.listener.restarted(start.latest);
@@ -171,16 +198,17 @@ impl<F: Feed> Follower<F> {
             CacheMode::Push if !reconnecting => LONG_POLL_MS,
             CacheMode::Push | CacheMode::Pull => 0,
         };
-        let batch = self
-            .feed
-            .changes(*after, wait, self.listener.report())
-            .await?;
+        let batch = within(
+            wait,
+            self.feed.changes(*after, wait, self.listener.report()),
+        )
+        .await?;
         if batch.epoch != *epoch || batch.reset {
             info!(old = %epoch, new = %batch.epoch, reset = batch.reset, "db restarted or feed gap: emptying the cache");
             self.cache.clear();
             // The roster may have changed with the restart.
-            self.roster
-                .send_replace(Some(Arc::new(self.feed.start().await?.roster)));
+            let start = within(0, self.feed.start()).await?;
+            self.roster.send_replace(Some(Arc::new(start.roster)));
             if batch.reset {
                 self.listener.restarted(batch.latest);
                 self.listener.batch(&batch);
@@ -201,6 +229,26 @@ impl<F: Feed> Follower<F> {
         let more = batch.changes.len() >= MAX_CHANGES_PER_REPLY;
         Ok(((batch.epoch, last), more))
     }
+}
+
+/// A call on the feed that the db holds up to `wait_ms`, with the deadline
+/// that hold plus [`FEED_SLACK`]: past it, the feed is silent.
+async fn within<T>(
+    wait_ms: i64,
+    call: impl Future<Output = Result<T, FeedError>>,
+) -> Result<T, FeedError> {
+    let deadline = Duration::from_millis(wait_ms.unsigned_abs()) + FEED_SLACK;
+    tokio::time::timeout(deadline, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(FeedError {
+                fault: faults::unavailable(format!(
+                    "the db's change feed did not answer within {} ms",
+                    deadline.as_millis()
+                )),
+                refused: false,
+            })
+        })
 }
 
 /// Extends the roster with a change to it; any other change leaves it as it
@@ -242,7 +290,9 @@ mod tests {
     #[derive(Clone, Default)]
     struct ScriptedFeed {
         epoch: Arc<Mutex<String>>,
-        script: Arc<Mutex<VecDeque<Result<ChangeBatch, Fault>>>>,
+        script: Arc<Mutex<VecDeque<Result<ChangeBatch, FeedError>>>>,
+        /// Every call hangs, as across a partition that drops packets.
+        silent: Arc<std::sync::atomic::AtomicBool>,
         calls: Arc<Mutex<Vec<Seen>>>,
     }
 
@@ -252,7 +302,7 @@ mod tests {
             *feed.epoch.lock().unwrap() = epoch.to_owned();
             feed
         }
-        fn push(&self, answer: Result<ChangeBatch, Fault>) {
+        fn push(&self, answer: Result<ChangeBatch, FeedError>) {
             self.script.lock().unwrap().push_back(answer);
         }
         fn calls(&self) -> Vec<Seen> {
@@ -270,7 +320,7 @@ mod tests {
     }
 
     impl Feed for ScriptedFeed {
-        async fn start(&self) -> Result<RosterReply, Fault> {
+        async fn start(&self) -> Result<RosterReply, FeedError> {
             self.calls
                 .lock()
                 .unwrap()
@@ -287,11 +337,14 @@ mod tests {
             after: i64,
             wait_ms: i64,
             _report: Option<MemberReport>,
-        ) -> Result<ChangeBatch, Fault> {
+        ) -> Result<ChangeBatch, FeedError> {
             self.calls
                 .lock()
                 .unwrap()
                 .push((Instant::now(), "changes", after, wait_ms));
+            if self.silent.load(std::sync::atomic::Ordering::Relaxed) {
+                return std::future::pending().await;
+            }
             let next = self.script.lock().unwrap().pop_front();
             match next {
                 Some(answer) => answer,
@@ -324,6 +377,7 @@ mod tests {
         feed: ScriptedFeed,
         cache: Cache,
         seen: Arc<Mutex<Vec<i64>>>,
+        freshness: Arc<Freshness>,
         shutdown: Shutdown,
         task: tokio::task::JoinHandle<()>,
     }
@@ -346,15 +400,18 @@ mod tests {
     fn follow(feed: ScriptedFeed, mode: CacheMode) -> Running {
         let cache = Cache::new(100, Duration::from_secs(600));
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let config = FollowerConfig {
+            mode,
+            pull_interval: Duration::from_secs(1),
+        };
+        let freshness = Arc::new(Freshness::new(config.max_silence()));
         let follower = Follower::new(
             feed.clone(),
             cache.clone(),
             Arc::new(watch::channel(None).0),
             Arc::new(Listener(seen.clone())),
-            FollowerConfig {
-                mode,
-                pull_interval: Duration::from_secs(1),
-            },
+            freshness.clone(),
+            config,
         );
         let shutdown = Shutdown::new();
         let task = tokio::spawn(follower.run(shutdown.clone()));
@@ -362,6 +419,7 @@ mod tests {
             feed,
             cache,
             seen,
+            freshness,
             shutdown,
             task,
         }
@@ -448,7 +506,10 @@ mod tests {
     async fn after_losing_the_db_it_backs_off_and_its_first_poll_does_not_wait() {
         let feed = ScriptedFeed::new("e1");
         for _ in 0..3 {
-            feed.push(Err(Fault::new(faults::UNAVAILABLE, "db down")));
+            feed.push(Err(FeedError {
+                fault: faults::unavailable("db down"),
+                refused: true,
+            }));
         }
         let run = follow(feed, CacheMode::Push);
         tokio::time::sleep(Duration::from_millis(1_000)).await;
@@ -462,6 +523,61 @@ mod tests {
         assert_eq!(polls[3].0 - polls[2].0, Duration::from_millis(200));
         assert_eq!(polls[3].3, 0, "first poll after a failure waited");
         assert_eq!(polls[4].3, LONG_POLL_MS);
+        run.shutdown.trigger();
+        run.task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_feed_empties_the_cache_and_stops_hits_within_its_deadline() {
+        // Property: once the db stops answering (packets dropped, no
+        // reset), hits stop and the cache is emptied no later than the
+        // longest normal gap between replies.
+        let feed = ScriptedFeed::new("e1");
+        let run = follow(feed.clone(), CacheMode::Push);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        cache_tally(&run.cache, 0).await;
+        assert!(run.freshness.check().is_ok());
+        feed.silent
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        // The poll in progress (held LONG_POLL_MS by the scripted db) ends;
+        // the next one hangs.
+        let limit = Duration::from_millis(LONG_POLL_MS.unsigned_abs()) + FEED_SLACK;
+        tokio::time::sleep(limit * 2 + Duration::from_millis(1)).await;
+        assert!(
+            run.freshness.check().is_err(),
+            "{:?}",
+            run.freshness.health()
+        );
+        assert_eq!(run.cache.len_now().await, 0, "a silent feed kept the cache");
+        // Back: live again, and it follows on.
+        feed.silent
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert!(
+            run.freshness.check().is_ok(),
+            "{:?}",
+            run.freshness.health()
+        );
+        run.shutdown.trigger();
+        run.task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_db_that_refuses_connections_leaves_hits_served() {
+        let feed = ScriptedFeed::new("e1");
+        let run = follow(feed.clone(), CacheMode::Push);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        cache_tally(&run.cache, 0).await;
+        for _ in 0..20 {
+            feed.push(Err(FeedError {
+                fault: faults::unavailable("refused"),
+                refused: true,
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(3_000)).await;
+        assert_eq!(run.freshness.health().status, "db down");
+        assert!(run.freshness.check().is_ok());
+        assert_eq!(run.cache.len_now().await, 1);
         run.shutdown.trigger();
         run.task.await.unwrap();
     }

@@ -25,16 +25,24 @@
 //! 5. **TTL.** Every entry also expires after the TTL, the last safety net
 //!    if all of the above failed.
 //!
-//! While the db cannot be reached at all, hits are still served: every write
-//! goes through the db, so nothing can change behind a cached value until it
-//! is back, and then the follower catches up or, on a new epoch, empties the
-//! cache.
+//! 6. **Silence.** Every poll has a deadline. A feed that stops answering
+//!    (a partition that drops packets: the db may be taking writes through
+//!    other front-ends) empties the cache and stops hits within
+//!    [`FollowerConfig::max_silence`], and the front-end reports itself not
+//!    ready ([`Freshness`]).
+//!
+//! A db that is *down* (its host refuses the connection) is different: every
+//! write goes through the db, so nothing can change behind a cached value
+//! until it is back, and hits are still served; then the follower catches up
+//! or, on a new epoch, empties the cache.
 
 mod follower;
+mod freshness;
 mod listeners;
 mod versioned;
 
 pub(crate) use follower::{apply_to_roster, FeedListener, Follower, FollowerConfig, LONG_POLL_MS};
+pub(crate) use freshness::{Freshness, FEED_SLACK};
 pub(crate) use listeners::Listeners;
 pub(crate) use versioned::{Cache, Cached, TABLE_KEY};
 

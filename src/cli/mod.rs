@@ -7,11 +7,13 @@
 //! listen on when no flag says.
 
 pub mod addr;
+mod guess_args;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 pub use addr::{HostPort, HostPortError};
+pub use guess_args::GuessArgs;
 
 /// How long a binary waits at exit for its election driver's last messages
 /// (each bounded by a call deadline of at most 300 ms).

@@ -4,7 +4,7 @@
 //! | header | carries | believed |
 //! |---|---|---|
 //! | `X-Podium-Secret` | the cluster secret | compared in constant time |
-//! | `X-Podium-Vclock` | the sender's vector clock, `1,0,3` | only from members |
+//! | `X-Podium-Vclock` | the sender's vector clock, `1,0,3` | only from members; out of bounds refuses the call |
 //! | `X-Podium-Request-Id` | a write's id, so a retry applies once | from anyone |
 //! | `X-Forwarded-For` | the client's address, set by the balancer | only from members |
 //! | `X-Podium-Via` | the balancer's address as the client reached it | only from members |
@@ -68,6 +68,12 @@ impl Caller {
             (Some(secret), Some(given)) => secret.matches(given),
             _ => false,
         };
+        Caller::with_membership(ctx, is_member)
+    }
+
+    /// Judges a call whose membership is already known (the [`Envelope`]
+    /// checks the secret itself, behind the guess limiter).
+    pub fn with_membership(ctx: &CallContext, is_member: bool) -> Caller {
         let forwarded = ctx
             .header(FORWARDED_FOR_HEADER)
             .and_then(|v| v.split(',').next())
@@ -198,12 +204,16 @@ impl CallHook for VclockHook {
     }
 
     fn on_reply(&self, headers: &HeaderMap) {
+        // A reply's clock out of bounds is dropped, never merged: the call
+        // it answers has its result already.
         let remote = headers
             .get(VCLOCK_HEADER)
             .and_then(|v| v.to_str().ok())
-            .and_then(VectorClock::from_header);
-        if let Some(remote) = remote {
-            self.0.merge(&remote);
+            .map(VectorClock::from_header);
+        match remote {
+            Some(Ok(remote)) => self.0.merge(&remote),
+            Some(Err(e)) => tracing::debug!(error = %e, "reply with an invalid vector clock"),
+            None => {}
         }
     }
 }

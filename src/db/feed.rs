@@ -5,13 +5,9 @@
 
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-
 use super::members::MEMBER_WAIT_MS;
-use super::methods::submit;
 use super::wire::{ChangeBatch, MAX_CHANGES_PER_REPLY};
-use super::writer::Job;
-use super::{unavailable, Db};
+use super::Db;
 use crate::push::report::MemberReport;
 use crate::rpc::Fault;
 
@@ -75,10 +71,16 @@ pub(super) async fn changes(
     let (latest, changes) = match from_memory {
         Some(found) => found,
         None => {
-            let (tx, rx) = oneshot::channel();
-            submit(db, Job::ChangesAfter(after, MAX_CHANGES_PER_REPLY, tx)).await?;
-            let changes = rx.await.map_err(unavailable)?.map_err(unavailable)?;
-            (db.state.read().latest, changes)
+            // From the log, on a reader: it may see a commit the state has
+            // not applied yet, which the batch must not show before its
+            // `latest` does.
+            let latest = db.state.read().latest;
+            let mut changes = db
+                .readers
+                .changes_after(after, MAX_CHANGES_PER_REPLY)
+                .await?;
+            changes.retain(|c| c.version <= latest);
+            (latest, changes)
         }
     };
     Ok(ChangeBatch {

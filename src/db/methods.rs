@@ -10,7 +10,7 @@ use super::feed::changes;
 use super::wire::{self, WriteReply, MAX_WAIT_MS};
 use super::writer::Job;
 use super::{unavailable, Db};
-use crate::api::faults;
+use crate::api::{faults, HEALTH_METHOD};
 use crate::cluster::{add_internal, MAX_REQUEST_ID_BYTES};
 use crate::election::config::MAX_UID;
 use crate::push::callback_url;
@@ -18,13 +18,14 @@ use crate::push::report::MemberReport;
 use crate::rpc::{Fault, Methods, Params, Value};
 use crate::scoreboard::subscription::Subscription;
 use crate::scoreboard::{check_score, clip, Medal, Score, Tally};
-use crate::store::{Change, StoreError, WriteOp, WriteRequest};
+use crate::store::{Change, FileGuard, StoreError, WriteOp, WriteRequest};
 
 /// Longest key history one call returns.
 const MAX_HISTORY: i64 = 1000;
 
 pub(super) fn methods(db: Arc<Db>) -> Methods {
     let mut m = Methods::new();
+    let health_db = db.clone();
     add_internal(
         &mut m,
         &db,
@@ -321,19 +322,40 @@ pub(super) fn methods(db: Arc<Db>) -> Methods {
         &mut m,
         &db,
         wire::HISTORY,
-        &["array", "string", "int"],
-        "The last updates of one key (e.g. \"tally:gaul\"), oldest first.",
+        &["array", "string", "int", "int"],
+        "The newest updates of one key (e.g. \"tally:gaul\") below version before (if given), oldest first: (key[, limit[, before]]).",
         |db, p, _| async move {
-            p.expect_count(1, 2)?;
+            p.expect_count(1, 3)?;
             let key: &str = p.arg(0, "key")?;
             let limit = p
                 .opt_arg::<i64>(1, "limit")?
                 .unwrap_or(100)
                 .clamp(1, MAX_HISTORY);
-            let (tx, rx) = oneshot::channel();
-            submit(&db, Job::History(key.to_owned(), limit as usize, tx)).await?;
-            let changes = rx.await.map_err(unavailable)?.map_err(unavailable)?;
+            let before = p.opt_arg::<i64>(2, "before")?;
+            let changes = db
+                .readers
+                .history(key, before, limit.unsigned_abs() as usize)
+                .await?;
             Ok(Value::Array(changes.iter().map(Change::to_value).collect()))
+        },
+    );
+    // Public, like `cluster.status`: whether this db takes writes, and if
+    // not why (without the file's path, which is for the log).
+    m.add(
+        HEALTH_METHOD,
+        &["struct"],
+        "Whether this db takes writes: {ok, reason, latest}.",
+        move |p, _| {
+            let db = health_db.clone();
+            async move {
+                p.expect_count(0, 0)?;
+                let problem = db.guard.as_deref().and_then(FileGuard::problem);
+                Ok(Value::structure([
+                    ("ok", Value::Bool(problem.is_none())),
+                    ("reason", Value::from(problem.unwrap_or_default())),
+                    ("latest", Value::Int(db.state.read().latest)),
+                ]))
+            }
         },
     );
     m
@@ -373,7 +395,7 @@ async fn write(db: &Db, request_id: Option<String>, op: WriteOp) -> Result<Value
         vclock,
     };
     let (tx, rx) = oneshot::channel();
-    submit(db, Job::Write(request, tx)).await?;
+    submit(db, (request, tx)).await?;
     let committed = rx
         .await
         .map_err(|_| unavailable("writer stopped"))?
@@ -401,6 +423,7 @@ fn store_fault(e: StoreError) -> Fault {
         ),
         StoreError::Refused(why) => faults::invalid_value(why),
         StoreError::Full(why) => faults::unavailable(why),
+        StoreError::Detached(why) => faults::unavailable(format!("db: {why}")),
         other => Fault::internal(format!("write failed: {other}")),
     }
 }

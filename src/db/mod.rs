@@ -3,7 +3,9 @@
 //!
 //! - `state`: what readers see, in memory (the whole state is roster-sized);
 //! - `writer`: the single writer thread, which owns the store, commits in
-//!   groups, and acknowledges a write only once it is durable;
+//!   groups, and acknowledges a write only once it is durable; `stamp`, the
+//!   floor that keeps update timestamps from ever decreasing;
+//! - `readers`: the threads that read the update log, never the writer;
 //! - `feed`: the server half of the change feed;
 //! - `methods`: the method table (all internal: the cluster secret is
 //!   required);
@@ -12,6 +14,8 @@
 mod feed;
 mod members;
 mod methods;
+mod readers;
+mod stamp;
 mod state;
 mod sweeper;
 pub mod wire;
@@ -33,11 +37,16 @@ use crate::rpc::{Methods, ServerConfig};
 use crate::scoreboard::Roster;
 use crate::secret::Secret;
 use crate::shutdown::{Shutdown, Tasks};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{FileGuard, SqliteStore, StartupCheck, Store, StoreError};
 use members::Members;
+use readers::Readers;
 use state::{State, RECENT_CHANGES};
 use std::time::Duration;
 use writer::Job;
+
+/// How often the db checks, between writes, that its file is still the one
+/// it opened (every write batch checks too), milliseconds.
+const FILE_CHECK_MS: u64 = 1000;
 
 /// Default port, as the old DatabaseServer.
 pub const DEFAULT_PORT: u16 = 8000;
@@ -72,12 +81,20 @@ pub struct DbConfig {
     /// Most push subscriptions of one subscriber address. Default
     /// [`DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT`].
     pub max_subscriptions_per_client: usize,
+    /// What is checked of an existing file before it is opened. Default
+    /// [`StartupCheck::Full`].
+    pub startup_check: StartupCheck,
 }
 
 /// A running db: state, writer and secret, shared by all handlers.
 struct Db {
     state: Arc<State>,
     writer: mpsc::Sender<Job>,
+    /// Reads of the update log, on threads of their own.
+    readers: Readers,
+    /// Whether the file is still the one opened; `None` for a store
+    /// without one.
+    guard: Option<Arc<FileGuard>>,
     secret: Secret,
     clock: ClusterClock,
     vclock: SharedClock,
@@ -113,7 +130,7 @@ impl DbServer {
     /// The database cannot be opened or read.
     pub fn open(config: DbConfig, shutdown: Shutdown) -> Result<DbServer, StoreError> {
         let new_roster = config.roster.clone().unwrap_or_else(Roster::default_roster);
-        let store = SqliteStore::open(&config.db_file, &new_roster)?;
+        let store = SqliteStore::open(&config.db_file, &new_roster, config.startup_check)?;
         let snapshot = store.snapshot()?;
         if let Some(wanted) = &config.roster {
             let held = |names: &[String], name: &String| {
@@ -136,18 +153,23 @@ impl DbServer {
                 );
             }
         }
-        let recent = store.changes_after(
+        let recent = store.reader()?.changes_after(
             (snapshot.latest_version - RECENT_CHANGES as i64).max(0),
             RECENT_CHANGES,
         )?;
         let epoch = format!("{:016x}", rand::random::<u64>());
         info!(file = %config.db_file.display(), latest = snapshot.latest_version, %epoch, "database opened");
         let state = Arc::new(State::new(snapshot, recent, epoch));
-        let (writer, writer_thread) = writer::spawn(Box::new(store), state.clone());
+        let readers = Readers::start(&store)?;
+        let guard = store.file_guard();
+        let last_timestamp = store.last_timestamp()?;
+        let (writer, writer_thread) = writer::spawn(Box::new(store), state.clone(), last_timestamp);
         Ok(DbServer {
             db: Arc::new(Db {
                 state,
                 writer,
+                readers,
+                guard,
                 secret: config.cluster_secret,
                 clock: config.clock,
                 vclock: config.vclock.clone(),
@@ -188,6 +210,15 @@ impl DbServer {
             }
         });
         tasks.spawn_until_shutdown(sweeper::end_expired_subscriptions(db.clone()));
+        if let Some(guard) = db.guard.clone() {
+            // Between writes too, so health tells before a write fails.
+            tasks.spawn_until_shutdown(async move {
+                let mut ticker = tokio::time::interval(Duration::from_millis(FILE_CHECK_MS));
+                while guard.check().is_ok() {
+                    ticker.tick().await;
+                }
+            });
+        }
         let envelope = Envelope::new(methods, Some(db.secret.clone()), Some(db.vclock.clone()));
         drop(db);
         let grace = server.shutdown_grace;

@@ -8,7 +8,6 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 use super::methods::submit;
-use super::writer::Job;
 use super::Db;
 use crate::store::{WriteOp, WriteRequest};
 
@@ -44,7 +43,7 @@ pub(super) async fn end_expired_subscriptions(db: Arc<Db>) {
                 vclock: db.vclock.snapshot().as_slice().to_vec(),
             };
             let (tx, _rx) = oneshot::channel();
-            if submit(&db, Job::Write(request, tx)).await.is_err() {
+            if submit(&db, (request, tx)).await.is_err() {
                 return;
             }
             debug!(%url, "lease ended");

@@ -242,6 +242,62 @@ pub fn db_fault(err: ClientError) -> Fault {
     }
 }
 
+/// Turns a failed write to the db into the fault a front-end passes on. As
+/// [`db_fault`] when the outcome is certain (the db answered, or nothing
+/// was sent); otherwise `OUTCOME_UNKNOWN`, naming the request id with which
+/// a retry applies it once.
+pub fn write_fault(err: ClientError, request_id: &str) -> Fault {
+    if matches!(err, ClientError::Fault(_)) {
+        return db_fault(err);
+    }
+    if err.is_connect() {
+        return Fault::new(
+            faults::UNAVAILABLE,
+            format!("db unavailable: {err}: the write was not applied"),
+        );
+    }
+    faults::outcome_unknown(
+        format_args!("the db did not confirm it ({err})"),
+        request_id,
+    )
+}
+
+/// A failed call on the change feed: the fault to pass on, and whether the
+/// db is down rather than silent. A db that is down takes no writes, so
+/// nothing changes behind a cache; a silent one may be taking writes that
+/// this caller cannot see.
+#[derive(Debug, thiserror::Error)]
+#[error("{fault}")]
+pub struct FeedError {
+    pub fault: Fault,
+    pub refused: bool,
+}
+
+/// The db's host answered that the db is not there: it refused the
+/// connection, or closed or reset one (a killed db's kernel does). A
+/// partition answers nothing: a deadline passes, or a connect fails for
+/// want of a route.
+fn is_down(e: &ClientError) -> bool {
+    matches!(e, ClientError::Refused(_) | ClientError::Transport(_))
+}
+
+impl From<FeedError> for Fault {
+    fn from(e: FeedError) -> Fault {
+        e.fault
+    }
+}
+
+impl From<Fault> for FeedError {
+    /// A reply that was not what the feed expects: the db answered, so it
+    /// is not down.
+    fn from(fault: Fault) -> FeedError {
+        FeedError {
+            fault,
+            refused: false,
+        }
+    }
+}
+
 /// Typed calls to the db. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct DbClient {
@@ -258,10 +314,34 @@ impl DbClient {
         self.client.call(method, params).await.map_err(db_fault)
     }
 
+    async fn write(
+        &self,
+        method: &str,
+        params: &[Value],
+        request_id: &str,
+    ) -> Result<WriteReply, Fault> {
+        let v = self
+            .client
+            .call(method, params)
+            .await
+            .map_err(|e| write_fault(e, request_id))?;
+        WriteReply::from_value(&v)
+    }
+
+    async fn feed_call(&self, method: &str, params: &[Value]) -> Result<Value, FeedError> {
+        self.client
+            .call(method, params)
+            .await
+            .map_err(|e| FeedError {
+                refused: is_down(&e),
+                fault: db_fault(e),
+            })
+    }
+
     /// # Errors
-    /// As [`db_fault`].
-    pub async fn roster(&self) -> Result<RosterReply, Fault> {
-        let v = self.call(ROSTER, &[]).await?;
+    /// As [`db_fault`], saying whether the db refused the connection.
+    pub async fn roster(&self) -> Result<RosterReply, FeedError> {
+        let v = self.feed_call(ROSTER, &[]).await?;
         let s = v
             .as_struct()
             .ok_or_else(|| Fault::internal("roster reply is not a struct"))?;
@@ -304,7 +384,7 @@ impl DbClient {
         request_id: &str,
     ) -> Result<WriteReply, Fault> {
         let params = [team.into(), medal.as_str().into(), request_id.into()];
-        WriteReply::from_value(&self.call(INCREMENT_MEDAL, &params).await?)
+        self.write(INCREMENT_MEDAL, &params, request_id).await
     }
 
     /// # Errors
@@ -316,7 +396,7 @@ impl DbClient {
         request_id: &str,
     ) -> Result<WriteReply, Fault> {
         let params = [event.into(), score.into(), request_id.into()];
-        WriteReply::from_value(&self.call(SET_SCORE, &params).await?)
+        self.write(SET_SCORE, &params, request_id).await
     }
 
     /// # Errors
@@ -328,7 +408,7 @@ impl DbClient {
         request_id: &str,
     ) -> Result<WriteReply, Fault> {
         let params = [team.into(), medal.as_str().into(), request_id.into()];
-        WriteReply::from_value(&self.call(REVOKE_MEDAL, &params).await?)
+        self.write(REVOKE_MEDAL, &params, request_id).await
     }
 
     /// # Errors
@@ -346,43 +426,39 @@ impl DbClient {
             bronze.into(),
             request_id.into(),
         ];
-        WriteReply::from_value(&self.call(SET_MEDALS, &params).await?)
+        self.write(SET_MEDALS, &params, request_id).await
     }
 
     /// # Errors
     /// As [`db_fault`].
     pub async fn add_team(&self, name: &str, request_id: &str) -> Result<WriteReply, Fault> {
-        WriteReply::from_value(
-            &self
-                .call(ADD_TEAM, &[name.into(), request_id.into()])
-                .await?,
-        )
+        self.write(ADD_TEAM, &[name.into(), request_id.into()], request_id)
+            .await
     }
 
     /// # Errors
     /// As [`db_fault`].
     pub async fn add_event(&self, name: &str, request_id: &str) -> Result<WriteReply, Fault> {
-        WriteReply::from_value(
-            &self
-                .call(ADD_EVENT, &[name.into(), request_id.into()])
-                .await?,
-        )
+        self.write(ADD_EVENT, &[name.into(), request_id.into()], request_id)
+            .await
     }
 
     /// Changes after `after`, waiting up to `wait_ms` for one to happen;
     /// a member says how it stands with `report`.
     ///
     /// # Errors
-    /// As [`db_fault`].
+    /// As [`db_fault`], saying whether the db refused the connection.
     pub async fn changes(
         &self,
         after: i64,
         wait_ms: i64,
         report: Option<&MemberReport>,
-    ) -> Result<ChangeBatch, Fault> {
+    ) -> Result<ChangeBatch, FeedError> {
         let mut params = vec![after.into(), wait_ms.into()];
         params.extend(report.map(MemberReport::to_value));
-        ChangeBatch::from_value(&self.call(CHANGES, &params).await?)
+        Ok(ChangeBatch::from_value(
+            &self.feed_call(CHANGES, &params).await?,
+        )?)
     }
 
     /// Makes or renews a subscription.
@@ -440,10 +516,21 @@ impl DbClient {
         Progress::from_value(&self.call(PUSH_PROGRESS, &[]).await?)
     }
 
+    /// The newest `limit` updates of `key` below version `before` (all
+    /// versions when `None`), oldest first.
+    ///
     /// # Errors
     /// As [`db_fault`].
-    pub async fn history(&self, key: &str, limit: i64) -> Result<Vec<Change>, Fault> {
-        let v = self.call(HISTORY, &[key.into(), limit.into()]).await?;
+    pub async fn history(
+        &self,
+        key: &str,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<Change>, Fault> {
+        // Without `before` in the form every db version answers.
+        let mut params = vec![key.into(), limit.into()];
+        params.extend(before.map(Value::Int));
+        let v = self.call(HISTORY, &params).await?;
         v.as_array()
             .ok_or_else(|| Fault::internal("history reply is not an array"))?
             .iter()

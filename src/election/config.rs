@@ -15,13 +15,14 @@ pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 500;
 pub const DEFAULT_HEARTBEAT_TIMEOUT_MS: u64 = 1500;
 /// Default Berkeley round interval, milliseconds.
 pub const DEFAULT_SYNC_INTERVAL_MS: u64 = 5000;
-/// The highest uid a member may have (vector clocks hold one entry per uid).
-pub const MAX_UID: u32 = 1000;
+/// The highest uid a member may have: vector clocks hold one entry per uid,
+/// at most [`MAX_ENTRIES`](super::vclock::MAX_ENTRIES).
+pub const MAX_UID: u32 = super::vclock::MAX_ENTRIES as u32 - 1;
 
 /// Membership and timings of one member.
 #[derive(Debug, Clone)]
 pub struct ElectionConfig {
-    /// This member's uid; the highest live uid coordinates. At most 1000.
+    /// This member's uid; the highest live uid coordinates. At most 63.
     pub uid: u32,
     /// Every other member: uid → URL. No default: from `--peer` or the old
     /// host flags.

@@ -5,34 +5,96 @@
 use std::cmp::Ordering;
 use std::sync::{Arc, Mutex};
 
+/// Most entries a vector clock holds: one per uid, and uids run from 0 to
+/// [`MAX_UID`](crate::election::config::MAX_UID) (63). The group is the db
+/// and its front-ends, a handful; Bully elections message every higher uid,
+/// so a group of more than a few dozen would not be Podium's anyway. The
+/// bound keeps a header under [`MAX_HEADER_BYTES`] and every stored clock
+/// under a kilobyte.
+pub const MAX_ENTRIES: usize = 64;
+
+/// The most a counter may reach: 2^53 − 1, the largest integer a double
+/// (and so JSON, JavaScript, or a client that reads XML-RPC numbers as
+/// doubles) holds exactly. No process handles that many requests (at a
+/// million a second, 285 years), so a larger entry is always an error or an
+/// attack, never a count.
+pub const MAX_COUNT: i64 = (1 << 53) - 1;
+
+/// Longest header form of a clock: [`MAX_ENTRIES`] entries of 16 digits
+/// ([`MAX_COUNT`] has 16) and the commas between them.
+pub const MAX_HEADER_BYTES: usize = MAX_ENTRIES * 17 - 1;
+
+/// Why a vector clock from outside was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VclockError {
+    #[error("{0} bytes, more than the {MAX_HEADER_BYTES} a clock of {MAX_ENTRIES} entries needs")]
+    TooLong(usize),
+    #[error("{0} entries, more than {MAX_ENTRIES} (one per uid)")]
+    TooManyEntries(usize),
+    #[error("entry {index} ({shown:?}) is not a decimal count")]
+    NotACount { index: usize, shown: String },
+    #[error("entry {index} is {shown}, above the most a counter may reach ({MAX_COUNT})")]
+    TooLarge { index: usize, shown: String },
+}
+
 /// A vector clock; entry `i` counts the events of uid `i`. Shorter vectors
 /// read as zero-padded.
+///
+/// Invariant: at most [`MAX_ENTRIES`] entries, each in `0..=MAX_COUNT`. A
+/// clock from outside is checked once, when it is parsed
+/// ([`VectorClock::from_header`], [`VectorClock::try_from_vec`]); merging
+/// two such clocks and ticking one (which saturates at [`MAX_COUNT`]) keep
+/// it, so nothing out of range is ever sent or stored.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VectorClock(Vec<i64>);
 
 impl VectorClock {
-    pub fn from_vec(entries: Vec<i64>) -> Self {
-        VectorClock(entries)
+    /// # Errors
+    /// More than [`MAX_ENTRIES`] entries, or an entry out of `0..=MAX_COUNT`.
+    pub fn try_from_vec(entries: Vec<i64>) -> Result<Self, VclockError> {
+        if entries.len() > MAX_ENTRIES {
+            return Err(VclockError::TooManyEntries(entries.len()));
+        }
+        for (index, &entry) in entries.iter().enumerate() {
+            if entry < 0 {
+                return Err(VclockError::NotACount {
+                    index,
+                    shown: entry.to_string(),
+                });
+            }
+            if entry > MAX_COUNT {
+                return Err(VclockError::TooLarge {
+                    index,
+                    shown: entry.to_string(),
+                });
+            }
+        }
+        Ok(VectorClock(entries))
     }
 
     pub fn as_slice(&self) -> &[i64] {
         &self.0
     }
 
-    /// Counts one event of `uid`.
+    /// Counts one event of `uid`. Saturates at [`MAX_COUNT`] (never reached
+    /// by counting); a uid beyond [`MAX_ENTRIES`] (which configuration
+    /// refuses) counts nothing rather than grow the clock past its bound.
     pub fn tick(&mut self, uid: usize) {
+        if uid >= MAX_ENTRIES {
+            return;
+        }
         if self.0.len() <= uid {
             self.0.resize(uid + 1, 0);
         }
-        self.0[uid] += 1;
+        self.0[uid] = self.0[uid].saturating_add(1).min(MAX_COUNT);
     }
 
     /// Takes the entry-wise maximum with `other`.
-    pub fn merge(&mut self, other: &[i64]) {
-        if self.0.len() < other.len() {
-            self.0.resize(other.len(), 0);
+    pub fn merge(&mut self, other: &VectorClock) {
+        if self.0.len() < other.0.len() {
+            self.0.resize(other.0.len(), 0);
         }
-        for (mine, theirs) in self.0.iter_mut().zip(other) {
+        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
             *mine = (*mine).max(*theirs);
         }
     }
@@ -63,7 +125,8 @@ impl VectorClock {
         Self::compare(a, b) == Some(Ordering::Less)
     }
 
-    /// `1,0,3`: the header form piggybacked on internal calls.
+    /// `1,0,3`: the header form piggybacked on internal calls (an empty
+    /// clock is the empty string).
     pub fn to_header(&self) -> String {
         self.0
             .iter()
@@ -72,15 +135,44 @@ impl VectorClock {
             .join(",")
     }
 
-    /// Parses [`VectorClock::to_header`]'s form; `None` if malformed or
-    /// implausibly long (the header comes from the network).
-    pub fn from_header(s: &str) -> Option<Vec<i64>> {
-        if s.len() > 4096 {
-            return None;
+    /// Parses [`VectorClock::to_header`]'s form: decimal counts separated
+    /// by commas (spaces around them allowed), at most [`MAX_ENTRIES`],
+    /// each at most [`MAX_COUNT`]. The header comes from the network, so
+    /// its length is checked before anything is split.
+    ///
+    /// # Errors
+    /// What is wrong with it, for the fault that refuses the call.
+    pub fn from_header(s: &str) -> Result<VectorClock, VclockError> {
+        if s.len() > MAX_HEADER_BYTES {
+            return Err(VclockError::TooLong(s.len()));
         }
-        s.split(',')
-            .map(|n| n.trim().parse::<i64>().ok().filter(|v| *v >= 0))
-            .collect()
+        if s.trim().is_empty() {
+            return Ok(VectorClock::default());
+        }
+        let mut entries = Vec::with_capacity(8);
+        for (index, part) in s.split(',').enumerate() {
+            if index >= MAX_ENTRIES {
+                return Err(VclockError::TooManyEntries(s.split(',').count()));
+            }
+            let part = part.trim();
+            let shown = || part.chars().take(24).collect::<String>();
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(VclockError::NotACount {
+                    index,
+                    shown: shown(),
+                });
+            }
+            match part.parse::<i64>() {
+                Ok(v) if v <= MAX_COUNT => entries.push(v),
+                _ => {
+                    return Err(VclockError::TooLarge {
+                        index,
+                        shown: shown(),
+                    })
+                }
+            }
+        }
+        Ok(VectorClock(entries))
     }
 }
 
@@ -109,7 +201,7 @@ impl SharedClock {
 
     /// A message arrived (maybe carrying the sender's clock) and is handled:
     /// merge, then tick.
-    pub fn receive(&self, remote: Option<&[i64]>) -> VectorClock {
+    pub fn receive(&self, remote: Option<&VectorClock>) -> VectorClock {
         self.with(|c| {
             if let Some(r) = remote {
                 c.merge(r);
@@ -128,7 +220,7 @@ impl SharedClock {
     }
 
     /// A reply arrived: merge it without counting an event.
-    pub fn merge(&self, remote: &[i64]) {
+    pub fn merge(&self, remote: &VectorClock) {
         self.with(|c| c.merge(remote));
     }
 
@@ -148,7 +240,7 @@ mod tests {
         let mut b = VectorClock::default();
         b.tick(1);
         assert_eq!(VectorClock::compare(a.as_slice(), b.as_slice()), None);
-        b.merge(a.as_slice());
+        b.merge(&a);
         b.tick(1);
         assert_eq!(b.as_slice(), &[1, 2]);
         assert!(VectorClock::happened_before(a.as_slice(), b.as_slice()));
@@ -165,9 +257,9 @@ mod tests {
             SharedClock::new(2),
         );
         let m1 = p0.send();
-        p1.receive(Some(m1.as_slice()));
+        p1.receive(Some(&m1));
         let m2 = p1.send();
-        let at_p2 = p2.receive(Some(m2.as_slice()));
+        let at_p2 = p2.receive(Some(&m2));
         assert!(VectorClock::happened_before(
             m1.as_slice(),
             at_p2.as_slice()
@@ -181,13 +273,91 @@ mod tests {
 
     #[test]
     fn header_round_trip_and_refusals() {
-        let c = VectorClock::from_vec(vec![3, 0, 7]);
+        let c = VectorClock::try_from_vec(vec![3, 0, 7]).unwrap();
+        assert_eq!(VectorClock::from_header(&c.to_header()), Ok(c));
         assert_eq!(
-            VectorClock::from_header(&c.to_header()),
-            Some(vec![3, 0, 7])
+            VectorClock::from_header(" 1, 2 ").unwrap().as_slice(),
+            &[1, 2]
         );
-        assert_eq!(VectorClock::from_header("1,x"), None);
-        assert_eq!(VectorClock::from_header("-1"), None);
-        assert_eq!(VectorClock::from_header(&"1,".repeat(5000)), None);
+        assert_eq!(VectorClock::from_header(""), Ok(VectorClock::default()));
+        let max = VectorClock::try_from_vec(vec![MAX_COUNT; MAX_ENTRIES]).unwrap();
+        assert!(max.to_header().len() <= MAX_HEADER_BYTES);
+        assert_eq!(VectorClock::from_header(&max.to_header()), Ok(max));
+        for (header, want) in [
+            (
+                "1,x".to_owned(),
+                VclockError::NotACount {
+                    index: 1,
+                    shown: "x".into(),
+                },
+            ),
+            (
+                "-1".to_owned(),
+                VclockError::NotACount {
+                    index: 0,
+                    shown: "-1".into(),
+                },
+            ),
+            (
+                "1,,2".to_owned(),
+                VclockError::NotACount {
+                    index: 1,
+                    shown: "".into(),
+                },
+            ),
+            (
+                "+1".to_owned(),
+                VclockError::NotACount {
+                    index: 0,
+                    shown: "+1".into(),
+                },
+            ),
+            (
+                format!("0,{}", i64::MAX),
+                VclockError::TooLarge {
+                    index: 1,
+                    shown: i64::MAX.to_string(),
+                },
+            ),
+            (
+                (MAX_COUNT + 1).to_string(),
+                VclockError::TooLarge {
+                    index: 0,
+                    shown: (MAX_COUNT + 1).to_string(),
+                },
+            ),
+            (
+                "99999999999999999999999".to_owned(),
+                VclockError::TooLarge {
+                    index: 0,
+                    shown: "99999999999999999999999".into(),
+                },
+            ),
+            (
+                vec!["0"; MAX_ENTRIES + 1].join(","),
+                VclockError::TooManyEntries(MAX_ENTRIES + 1),
+            ),
+            (
+                "1,".repeat(5000),
+                VclockError::TooLong("1,".repeat(5000).len()),
+            ),
+        ] {
+            assert_eq!(VectorClock::from_header(&header), Err(want), "{header:.40}");
+        }
+        assert!(VectorClock::try_from_vec(vec![0; MAX_ENTRIES + 1]).is_err());
+        assert!(VectorClock::try_from_vec(vec![-1]).is_err());
+        assert!(VectorClock::try_from_vec(vec![MAX_COUNT + 1]).is_err());
+    }
+
+    #[test]
+    fn ticks_saturate_and_stay_in_bounds() {
+        let mut c = VectorClock::try_from_vec(vec![MAX_COUNT]).unwrap();
+        c.tick(0);
+        assert_eq!(c.as_slice(), &[MAX_COUNT]);
+        c.tick(MAX_ENTRIES);
+        assert_eq!(c.as_slice().len(), 1, "a uid out of range grows nothing");
+        c.tick(MAX_ENTRIES - 1);
+        assert_eq!(c.as_slice().len(), MAX_ENTRIES);
+        assert_eq!(VectorClock::try_from_vec(c.as_slice().to_vec()), Ok(c));
     }
 }

@@ -34,7 +34,7 @@ pub(super) fn methods(fe: Arc<Frontend>) -> Methods {
     m.add(
         HEALTH_METHOD,
         &["struct"],
-        "Readiness of this front-end: {ok, cached, subscribers, clock}.",
+        "Readiness of this front-end: {ok, cached, subscribers, clock, feed}.",
         move |params, _| {
             let fe = fe.clone();
             async move {
@@ -84,7 +84,7 @@ impl Frontend {
                 let (url, _) = Box::pin(subscribe).await?;
                 Ok(text::register_ack(&url).into())
             }
-            Request::Roster(_) => Ok(self.roster()?.to_value()),
+            Request::Roster(_) => Ok(self.fresh_roster()?.to_value()),
             Request::Tally(r) => Ok(self.tally(&r.team).await?.to_value()),
             Request::MedalTable(_) => {
                 let table = self.medal_table().await?;
@@ -154,8 +154,12 @@ impl Frontend {
                 Ok(Value::Bool(gone))
             }
             Request::History(r) => {
-                let changes = Box::pin(self.history(r.kind, &r.name)).await?;
-                Ok(Value::Array(changes.iter().map(|c| c.to_value()).collect()))
+                let page = Box::pin(self.history(&r)).await?;
+                Ok(match r.page {
+                    // The old call: the first page, as a plain array.
+                    None => Value::Array(page.updates.iter().map(|c| c.to_value()).collect()),
+                    Some(_) => page.to_value(),
+                })
             }
         }
     }
@@ -174,8 +178,10 @@ impl Frontend {
     }
 
     fn health(&self) -> Health {
+        let feed = self.freshness.health();
         Health {
-            ok: self.roster_tx.borrow().is_some(),
+            ok: feed.ok && self.roster_tx.borrow().is_some(),
+            feed: feed.status,
             cached: i64::try_from(self.cache.len()).unwrap_or(i64::MAX),
             subscribers: i64::try_from(self.push.len()).unwrap_or(i64::MAX),
             clock: self.clock.now_secs(),

@@ -2,7 +2,8 @@
 //! the feeder password, forwards writes to the db, and pushes changes to
 //! subscribed tablets.
 //!
-//! - `config`: what it is told at start;
+//! - `config`: what it is told at start, and `flags`: the command line
+//!   that tells it;
 //! - `handlers`: the public API bound to what follows, one `match`;
 //! - `reads`, `writes`: the read path (the cache) and the write path (the
 //!   db, with request ids);
@@ -16,6 +17,7 @@
 //! push and the page's stream.
 
 mod config;
+pub mod flags;
 mod handlers;
 mod password;
 mod reads;
@@ -31,7 +33,8 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::cache::{
-    Cache, CacheMode as Mode, FeedListener, Follower, FollowerConfig, Listeners, LONG_POLL_MS,
+    Cache, CacheMode as Mode, FeedListener, Follower, FollowerConfig, Freshness, Listeners,
+    FEED_SLACK, LONG_POLL_MS,
 };
 use crate::clock::ClusterClock;
 use crate::cluster::{member_client_config, Envelope};
@@ -60,6 +63,8 @@ const TASKS_GRACE: Duration = Duration::from_secs(2);
 pub(crate) struct Frontend {
     db: DbClient,
     cache: Cache,
+    /// Whether the cache may be served: a silent feed stops hits.
+    freshness: Arc<Freshness>,
     push: Hub,
     /// What a push callback may name.
     callback_rules: CallbackRules,
@@ -91,8 +96,9 @@ pub async fn run(
             .map_err(invalid)
     };
     let db = db_client(config.db_timeout)?;
-    // A long poll may be held LONG_POLL_MS, and then still needs its reply.
-    let feed = db_client(Duration::from_millis(LONG_POLL_MS.unsigned_abs()) + config.db_timeout)?;
+    // A long poll may be held LONG_POLL_MS, and then still needs its reply;
+    // the follower's own deadline (FEED_SLACK past the hold) ends it first.
+    let feed = db_client(Duration::from_millis(LONG_POLL_MS.unsigned_abs()) + FEED_SLACK * 2)?;
     let tasks = Tasks::new(shutdown.clone());
     let cache = Cache::new(config.cache_capacity, config.cache_ttl);
     let (mode, poll_ms) = match config.cache_mode {
@@ -121,15 +127,18 @@ pub async fn run(
     tasks.spawn(web.clone().run(shutdown.clone()));
     let web_feed = web::WebFeed::new(web.clone(), db.clone(), roster_tx.clone(), tasks.clone());
     let listeners: Vec<Arc<dyn FeedListener>> = vec![Arc::new(push.clone()), Arc::new(web_feed)];
+    let follower_config = FollowerConfig {
+        mode: config.cache_mode,
+        pull_interval: config.pull_interval,
+    };
+    let freshness = Arc::new(Freshness::new(follower_config.max_silence()));
     let follower = Follower::new(
         feed,
         cache.clone(),
         roster_tx.clone(),
         Arc::new(Listeners(listeners)),
-        FollowerConfig {
-            mode: config.cache_mode,
-            pull_interval: config.pull_interval,
-        },
+        freshness.clone(),
+        follower_config,
     );
     tasks.spawn(follower.run(shutdown.clone()));
     info!(mode = ?config.cache_mode, db = %config.db_url, "front-end starting");
@@ -138,6 +147,7 @@ pub async fn run(
     let fe = Arc::new(Frontend {
         db,
         cache,
+        freshness,
         push,
         callback_rules: CallbackRules {
             allow: config.push_allow.clone(),

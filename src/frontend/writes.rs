@@ -27,7 +27,8 @@ impl Frontend {
     ///
     /// # Errors
     /// A refused password, an unknown or refused name, an unacceptable
-    /// value, or the db unavailable.
+    /// value, or the db unavailable (saying whether the write may have been
+    /// applied, see [`crate::db::wire::write_fault`]).
     pub(super) async fn write(
         &self,
         write: Write<'_>,
@@ -36,7 +37,14 @@ impl Frontend {
         ctx: &CallContext,
     ) -> Result<WriteAck, Fault> {
         self.password
-            .check(password, cluster::caller(ctx).client_ip)?;
+            .check(password, cluster::caller(ctx).client_ip)
+            .await?;
+        // Cut off from the db, a write would wait out the db deadline with
+        // an unknown outcome; refused now, it was certainly not applied,
+        // and the balancer tries another front-end at once.
+        self.freshness
+            .check()
+            .map_err(|f| Fault::new(f.code, format!("{}; the write was not sent", f.message)))?;
         let roster = self.roster()?;
         let rid = cluster::request_id(ctx, request_id, "fe");
         let db = &self.db;

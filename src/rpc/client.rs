@@ -125,6 +125,10 @@ pub enum ClientError {
     NoTrust(String),
     #[error("cannot connect: {0}")]
     Connect(String),
+    /// The server's host refused the connection: the server is not
+    /// running (a cut-off server would not answer at all).
+    #[error("cannot connect: {0}")]
+    Refused(String),
     /// The TLS handshake failed: the server's certificate is not trusted
     /// or does not name the host, or the server does not speak TLS.
     #[error("{0}")]
@@ -149,7 +153,10 @@ impl ClientError {
     /// True when the request certainly never reached the server, so any call
     /// may be retried elsewhere (a failed TLS handshake included).
     pub fn is_connect(&self) -> bool {
-        matches!(self, ClientError::Connect(_) | ClientError::Tls(_))
+        matches!(
+            self,
+            ClientError::Connect(_) | ClientError::Refused(_) | ClientError::Tls(_)
+        )
     }
 
     /// True when the server did not answer in time.
@@ -370,6 +377,7 @@ impl Client {
         let max = self.config.max_response_bytes;
         let (resp, body) = self.pool.send(req, max).await.map_err(|e| match e {
             PoolError::Connect(e) => ClientError::Connect(e),
+            PoolError::Refused(e) => ClientError::Refused(e),
             PoolError::Tls(e) => ClientError::Tls(e),
             PoolError::Transport(e) => ClientError::Transport(e),
             PoolError::TooLarge(n) => ClientError::TooLarge(n),

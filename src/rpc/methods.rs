@@ -169,7 +169,12 @@ impl Methods {
     /// Decodes, runs and encodes one call. Every failure becomes a fault
     /// reply.
     pub async fn respond(&self, body: &[u8], ctx: CallContext) -> Bytes {
-        let call = match codec::parse_call(body, self.limits) {
+        // The multicall cap is checked as the calls are read, not after.
+        let limits = Limits {
+            max_multicall: Some(self.max_multicall),
+            ..self.limits
+        };
+        let call = match codec::parse_call(body, limits) {
             Ok(call) => call,
             Err(e) => {
                 debug!(error = %e, "refused request");

@@ -44,6 +44,10 @@ pub enum PoolError {
     /// The connection could not be made: nothing was sent.
     #[error("{0}")]
     Connect(String),
+    /// The server's host refused the connection (nothing listens on that
+    /// port, so the server is down, not cut off): nothing was sent.
+    #[error("{0}")]
+    Refused(String),
     /// The TLS handshake failed (the server's certificate is not trusted,
     /// say, or the server does not speak TLS): nothing was sent.
     #[error("{0}")]
@@ -131,10 +135,14 @@ impl Endpoint {
     /// Connects, and shakes hands when TLS is asked for.
     pub(crate) async fn connect(&self) -> Result<Stream, PoolError> {
         let authority = &self.authority;
-        let stream = self
-            .tcp()
-            .await
-            .map_err(|e| PoolError::Connect(format!("{authority}: {e}")))?;
+        let stream = self.tcp().await.map_err(|e| {
+            let why = format!("{authority}: {e}");
+            if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                PoolError::Refused(why)
+            } else {
+                PoolError::Connect(why)
+            }
+        })?;
         let _ = stream.set_nodelay(true);
         let Some(tls) = &self.tls else {
             return Ok(Stream::Plain(stream));
@@ -672,7 +680,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn nobody_listening_is_a_connect_error() {
+    async fn nobody_listening_is_a_refusal() {
         let addr = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().to_string()
@@ -680,7 +688,7 @@ mod tests {
         let pool = pool(&addr, 4);
         assert!(matches!(
             pool.send(request(&addr), 1024).await,
-            Err(PoolError::Connect(_))
+            Err(PoolError::Refused(_))
         ));
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! In push mode the tablet serves the old callback methods on its own port
 //! and subscribes through the balancer with a short lease, renewed well
-//! before it ends. If the front-end holding the subscription dies, the next
-//! renewal lands on a live one; pushes that then arrive twice (during the
-//! overlap) are recognised and shown once.
+//! before it ends. The subscription is the cluster's: if the front-end
+//! pushing to it dies, another takes over where it stopped (see
+//! [`crate::push`]); a push that then arrives twice carries a version seen
+//! already and is shown once.
 
 mod view;
 
@@ -20,9 +21,17 @@ use crate::api::callback::serve_callbacks;
 use crate::api::{Client, Subscribe};
 use crate::rpc::{Methods, ServerConfig};
 use crate::scoreboard::Roster;
-
 use crate::shutdown::{Shutdown, Tasks};
 pub use view::View;
+
+/// How a tablet learns of changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Ask the server every --interval-ms.
+    Pull,
+    /// Serve a callback port and let the front-ends push.
+    Push,
+}
 
 /// Default callback port, as the old tablet.
 pub const DEFAULT_PORT: u16 = 8005;

@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use podium::api::HistoryKind;
+use podium::api::{HistoryCursor, HistoryKind};
 use podium::db::wire::ChangeBatch;
 use podium::rpc::{ClientError, Value};
 use podium::scoreboard::{Score, Tally};
@@ -119,15 +119,28 @@ impl Rpc {
             .map(WriteAck)
     }
 
-    /// `scoreboard.history(kind, name)`: every update of a key, oldest first.
+    /// Every update of a key, oldest first: `scoreboard.history(kind, name,
+    /// cursor, 500)` page after page, back to the first update.
     pub fn history(&self, kind: &str, name: &str) -> Vec<Change> {
         let kind = match kind {
             "tally" => HistoryKind::Tally,
             "score" => HistoryKind::Score,
             other => panic!("no history kind {other:?}"),
         };
-        self.block_on(self.api().history(kind, name))
-            .unwrap_or_else(|e| panic!("scoreboard.history({name}) at {}: {e}", self.url()))
+        let mut pages = Vec::new();
+        let mut cursor = HistoryCursor::Newest;
+        // Bounded: a test writes at most a few thousand updates.
+        for _ in 0..1000 {
+            let page = self
+                .block_on(self.api().history_page(kind, name, cursor, Some(500)))
+                .unwrap_or_else(|e| panic!("scoreboard.history({name}) at {}: {e}", self.url()));
+            pages.push(page.updates);
+            match page.next {
+                Some(next) => cursor = next,
+                None => return pages.into_iter().rev().flatten().collect(),
+            }
+        }
+        panic!("scoreboard.history({name}) did not end within 1000 pages")
     }
 
     /// A front-end's `podium.health`: `(ok, cached entries)`.

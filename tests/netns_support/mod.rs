@@ -180,6 +180,52 @@ impl Netns {
         cmd
     }
 
+    /// Cuts hosts `a` and `b` apart, both ways, while both still reach
+    /// every other host: their bridge ports are made *isolated* (an
+    /// isolated port forwards to no other isolated port). The bridge drops
+    /// their frames silently, as a partition does: no reset, no error. With
+    /// `cut` false, joins them again.
+    ///
+    /// # Panics
+    /// When `ip` fails.
+    pub fn partition(&self, a: usize, b: usize, cut: bool) {
+        let on = if cut { "on" } else { "off" };
+        for i in [a, b] {
+            let port = format!("p{}", self.index(i));
+            ip(&[
+                "-n",
+                &self.hub(),
+                "link",
+                "set",
+                "dev",
+                &port,
+                "type",
+                "bridge_slave",
+                "isolated",
+                on,
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    /// Drops everything host `from` sends to host `to` (a blackhole route
+    /// in `from` to `to`'s IPv4 address), while `to` still reaches `from`:
+    /// a one-way cut. With `cut` false, removes the route.
+    ///
+    /// # Panics
+    /// When `ip` fails.
+    pub fn one_way_cut(&self, from: usize, to: usize, cut: bool) {
+        let verb = if cut { "add" } else { "del" };
+        let dest = format!("{}/32", self.ipv4(to));
+        ip(&["-n", &self.name(from), "route", verb, "blackhole", &dest])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    fn index(&self, i: usize) -> usize {
+        assert!(i < self.hosts, "no host {i}");
+        i
+    }
+
     /// The pids of the processes running inside host `i`.
     pub fn pids(&self, i: usize) -> Vec<u32> {
         pids_in(&self.name(i))

@@ -164,47 +164,6 @@ impl Call for Unsubscribe {
     }
 }
 
-/// Which key's history: a team's tally or an event's score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HistoryKind {
-    Tally,
-    Score,
-}
-
-/// `scoreboard.history(kind, name)`, kind `"tally"` or `"score"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct History {
-    pub kind: HistoryKind,
-    pub name: String,
-}
-
-impl Call for History {
-    const METHOD: Method = Method::History;
-    fn from_params(params: &Params) -> Result<Self, Fault> {
-        params.expect_count(2, 2)?;
-        let kind = match params.arg::<&str>(0, "kind")? {
-            "tally" => HistoryKind::Tally,
-            "score" => HistoryKind::Score,
-            _ => {
-                return Err(Fault::invalid_params(
-                    "argument 1 (kind) must be \"tally\" or \"score\"",
-                ))
-            }
-        };
-        Ok(History {
-            kind,
-            name: text(params, 1, "name")?,
-        })
-    }
-    fn to_params(&self) -> Vec<Value> {
-        let kind = match self.kind {
-            HistoryKind::Tally => "tally",
-            HistoryKind::Score => "score",
-        };
-        vec![kind.into(), self.name.as_str().into()]
-    }
-}
-
 redacted_debug!(IncrementMedal {
     team,
     medal,

@@ -4,6 +4,7 @@
 //! (mini-redis's `cmd/` has the same shape).
 
 pub use board::*;
+pub use history::*;
 pub use old::*;
 
 use super::Method;
@@ -161,6 +162,7 @@ macro_rules! redacted_debug {
 }
 
 mod board;
+mod history;
 mod old;
 
 #[cfg(test)]
@@ -229,6 +231,23 @@ mod tests {
         round_trip(History {
             kind: HistoryKind::Score,
             name: "e".into(),
+            page: None,
+        });
+        round_trip(History {
+            kind: HistoryKind::Tally,
+            name: "Gaul".into(),
+            page: Some(PageRequest {
+                cursor: HistoryCursor::Before(42),
+                limit: Some(7),
+            }),
+        });
+        round_trip(History {
+            kind: HistoryKind::Tally,
+            name: "Gaul".into(),
+            page: Some(PageRequest {
+                cursor: HistoryCursor::Newest,
+                limit: None,
+            }),
         });
         round_trip(AddTeam {
             name: "Britons".into(),

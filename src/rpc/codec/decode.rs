@@ -5,7 +5,7 @@ use quick_xml::Reader;
 
 use super::charset;
 use super::scalar::{scalar, Scalar};
-use super::{invalid, is_xml_space, Limits, MethodCall, ParseError};
+use super::{invalid, is_xml_space, Limits, MethodCall, ParseError, MULTICALL};
 use crate::rpc::fault::Fault;
 use crate::rpc::value::{is_xml_char, Struct, Value};
 
@@ -406,6 +406,24 @@ impl Parser {
         Ok(())
     }
 
+    /// The cap on entries when the innermost open element is the array of
+    /// calls of a `system.multicall` (its first param's `<data>`: stack
+    /// `methodCall params param value array data`, the method name read
+    /// already, as it comes first); `None` anywhere else.
+    fn multicall_cap(&self) -> Option<usize> {
+        let cap = self.limits.max_multicall?;
+        match self.stack.as_slice() {
+            [Frame::MethodCall {
+                name: Some(name), ..
+            }, Frame::Params(done), Frame::Param(None), Frame::Value { .. }, Frame::Array(None), Frame::Data(_)]
+                if done.is_empty() && name == MULTICALL =>
+            {
+                Some(cap)
+            }
+            _ => None,
+        }
+    }
+
     fn set_typed(&mut self, value: Value) {
         if let Some(Frame::Value { typed, .. }) = self.stack.last_mut() {
             *typed = Some(value);
@@ -414,9 +432,15 @@ impl Parser {
 
     /// Hands a finished `<value>` to the element that holds it.
     fn deliver(&mut self, value: Value) -> Result<(), ParseError> {
+        let calls_cap = self.multicall_cap();
         match self.stack.last_mut() {
             Some(Frame::Param(slot)) | Some(Frame::Fault(slot)) => *slot = Some(value),
-            Some(Frame::Data(items)) => items.push(value),
+            Some(Frame::Data(items)) => {
+                if let Some(cap) = calls_cap.filter(|cap| items.len() >= *cap) {
+                    return Err(ParseError::TooManyCalls(cap));
+                }
+                items.push(value)
+            }
             Some(Frame::Member { value: slot, .. }) => *slot = Some(value),
             _ => return Err(invalid("value in an unexpected place")),
         }
@@ -463,6 +487,61 @@ mod tests {
             parse_call(b"<methodCall>\xff\xfe", Limits::default()),
             Err(ParseError::NotUtf8)
         );
+    }
+
+    #[test]
+    fn multicall_calls_are_counted_while_parsing() {
+        let entry = "<value><struct><member><name>methodName</name><value>m</value></member>\
+                     <member><name>params</name><value><array><data/></array></value></member>\
+                     </struct></value>";
+        let doc = |method: &str, n: usize, tail: &str| {
+            format!(
+                "<methodCall><methodName>{method}</methodName><params><param><value><array><data>{}\
+                 </data></array></value></param>{tail}</params></methodCall>",
+                entry.repeat(n)
+            )
+        };
+        let capped = Limits {
+            max_multicall: Some(3),
+            ..Limits::default()
+        };
+        let parse = |xml: &str| parse_call(xml.as_bytes(), capped);
+        assert_eq!(
+            parse(&doc("system.multicall", 3, "")).unwrap().params[0]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            parse(&doc("system.multicall", 4, "")),
+            Err(ParseError::TooManyCalls(3))
+        );
+        // Refused at the fourth call: what follows is never read (here, a
+        // truncation the parser would otherwise report).
+        let cut = doc("system.multicall", 4, "");
+        let cut = &cut[..cut.len() - 20];
+        assert_eq!(parse(cut), Err(ParseError::TooManyCalls(3)));
+        // Only the calls of a multicall count: other methods, other params,
+        // arrays nested in a call are free.
+        assert!(parse(&doc("other", 10, "")).is_ok());
+        let second = format!(
+            "<param><value><array><data>{}</data></array></value></param>",
+            entry.repeat(10)
+        );
+        assert!(parse(&doc("system.multicall", 1, &second)).is_ok());
+        let nested = format!(
+            "<methodCall><methodName>system.multicall</methodName><params><param><value><array><data>\
+             <value><struct><member><name>params</name><value><array><data>{}</data></array></value>\
+             </member></struct></value></data></array></value></param></params></methodCall>",
+            "<value>x</value>".repeat(10)
+        );
+        assert!(parse(&nested).is_ok());
+        assert!(
+            call(&doc("system.multicall", 10, "")).is_ok(),
+            "no cap by default"
+        );
+        assert!(!ParseError::TooManyCalls(3).is_xml_level());
     }
 
     #[test]

@@ -44,15 +44,24 @@ pub const DEFAULT_MAX_DEPTH: usize = 64;
 pub struct Limits {
     /// Maximum number of `<value>` elements open at once. Default 64.
     pub max_depth: usize,
+    /// Most calls the array of a `system.multicall` may hold, counted while
+    /// parsing: the call is refused at the first one over, so a small
+    /// compressed body cannot make the parser build thousands of calls
+    /// first. Default `None` (no cap: the method table sets one).
+    pub max_multicall: Option<usize>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_depth: DEFAULT_MAX_DEPTH,
+            max_multicall: None,
         }
     }
 }
+
+/// The method whose calls [`Limits::max_multicall`] counts.
+pub const MULTICALL: &str = "system.multicall";
 
 /// A decoded `methodCall`.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +97,8 @@ pub enum ParseError {
     Truncated,
     #[error("values nested deeper than {0} levels")]
     TooDeep(usize),
+    #[error("system.multicall holds more than {0} calls")]
+    TooManyCalls(usize),
     #[error("invalid XML-RPC: {0}")]
     Invalid(String),
 }
@@ -95,7 +106,10 @@ pub enum ParseError {
 impl ParseError {
     /// True when the XML itself was refused, rather than the XML-RPC in it.
     pub fn is_xml_level(&self) -> bool {
-        !matches!(self, ParseError::TooDeep(_) | ParseError::Invalid(_))
+        !matches!(
+            self,
+            ParseError::TooDeep(_) | ParseError::TooManyCalls(_) | ParseError::Invalid(_)
+        )
     }
 }
 

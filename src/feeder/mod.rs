@@ -11,6 +11,8 @@
 //! its words ([`Update`]'s `Display`). A new kind (add a team, revoke a
 //! medal) adds one variant and one arm in each.
 
+pub mod flags;
+
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -115,18 +117,24 @@ pub fn describe_error(e: &ClientError) -> String {
 
 /// How long to wait before trying a failed write again, or `None` to give
 /// up: after `attempts` tries, `elapsed` since the first. A rate-limited
-/// refusal waits as long as the server says; a transport failure (the
-/// write may or may not have arrived: the request id makes a second
-/// arrival harmless) waits 100 ms, then twice as long each time; other
-/// faults and bad URLs are final.
+/// refusal waits as long as the server says; a transport failure, an
+/// "unavailable" or an "outcome unknown" fault (the write may or may not
+/// have been applied: the request id makes a second arrival harmless) waits 100 ms, then twice as
+/// long each time; other faults and bad URLs are final.
 pub fn retry_pause(error: &ClientError, attempts: u32, elapsed: Duration) -> Option<Duration> {
     if attempts >= WRITE_ATTEMPTS {
         return None;
     }
+    let backoff = FIRST_RETRY_PAUSE * 2u32.saturating_pow(attempts.saturating_sub(1));
     let pause = match error {
+        ClientError::Fault(f)
+            if matches!(f.code, faults::UNAVAILABLE | faults::OUTCOME_UNKNOWN) =>
+        {
+            backoff
+        }
         ClientError::Fault(f) => faults::retry_after(f)? + RATE_LIMIT_MARGIN,
         ClientError::Url(_) | ClientError::Encode(_) => return None,
-        _ => FIRST_RETRY_PAUSE * 2u32.saturating_pow(attempts.saturating_sub(1)),
+        _ => backoff,
     };
     (elapsed + pause <= WRITE_DEADLINE).then_some(pause)
 }
@@ -505,19 +513,23 @@ mod tests {
         let unknown = ClientError::Fault(crate::rpc::Fault::new(faults::UNKNOWN_TEAM, "no"));
         assert_eq!(retry_pause(&unknown, 1, start), None);
         assert_eq!(retry_pause(&ClientError::Url("x".into()), 1, start), None);
-        // Transport failures: 100 ms, then doubling.
-        let down = ClientError::Connect("refused".into());
-        let pauses: Vec<_> = (1..=WRITE_ATTEMPTS)
-            .map(|n| retry_pause(&down, n, start))
-            .collect();
-        assert_eq!(
-            pauses,
-            [100, 200, 400, 800]
-                .map(|ms| Some(Duration::from_millis(ms)))
-                .into_iter()
-                .chain([None])
-                .collect::<Vec<_>>()
-        );
+        // Transport failures and "unavailable" (outcome maybe unknown):
+        // 100 ms, then doubling.
+        let down = ClientError::Fault(faults::unavailable("cut off"));
+        let unsure = ClientError::Fault(faults::outcome_unknown("timed out", "feeder-1"));
+        for down in [ClientError::Connect("refused".into()), down, unsure] {
+            let pauses: Vec<_> = (1..=WRITE_ATTEMPTS)
+                .map(|n| retry_pause(&down, n, start))
+                .collect();
+            assert_eq!(
+                pauses,
+                [100, 200, 400, 800]
+                    .map(|ms| Some(Duration::from_millis(ms)))
+                    .into_iter()
+                    .chain([None])
+                    .collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]

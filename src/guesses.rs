@@ -1,0 +1,368 @@
+//! The guess limiter: how often anyone may try a secret (the feeder
+//! password, the cluster secret) and be told whether it was right.
+//!
+//! Three bounds, so that guessing stays slow however it is spread:
+//!
+//! 1. **Per address.** Each client address (an IPv6 client by its /64,
+//!    which one host may hold whole) has a token bucket of wrong guesses:
+//!    a burst of 5, then one more every 2 s. An address out of tokens is
+//!    refused without its guess being compared, and told how long to wait.
+//! 2. **Memory.** The addresses are kept in a bounded table with strict
+//!    least-recently-used eviction: a new address always gets a record
+//!    (evicting the one unused longest), so any number of addresses never
+//!    switches the limit off, and an address that keeps guessing is never
+//!    the one evicted.
+//! 3. **All addresses together.** A global bucket of wrong guesses (a burst
+//!    of 100, then 5 a second) bounds a guess spread over many addresses.
+//!    While it is empty, an address with a wrong guess in the last ten
+//!    minutes is refused without comparing, and an address that has not been guessing is
+//!    compared only after a penalty delay (1 s): a spread attack pays a
+//!    second per address per guess, while a feeder with the right password
+//!    from an address of its own is slowed, never locked out. An address
+//!    that gave the right secret lately skips the delay.
+//!
+//! A caller sharing an address with a guesser shares its bucket: that is
+//! the price of not being able to tell them apart. For the cluster secret,
+//! a connection that already gave the right secret is not limited (see
+//! [`crate::cluster::Envelope`]), so members on a guesser's host keep
+//! working over the connections they hold.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use lru::LruCache;
+use tokio::time::Instant;
+
+/// The limits; [`GuessLimits::default`] is what every server uses.
+#[derive(Debug, Clone, Copy)]
+pub struct GuessLimits {
+    /// Wrong guesses an address may make in a burst...
+    pub burst: f64,
+    /// ...and how many more it earns per second.
+    pub refill_per_sec: f64,
+    /// Wrong guesses all addresses together may make in a burst...
+    pub global_burst: f64,
+    /// ...and how many more they earn per second.
+    pub global_refill_per_sec: f64,
+    /// Addresses tracked at most.
+    pub tracked: usize,
+    /// How long an address that has not been guessing waits before its
+    /// guess is compared, while the global bucket is empty.
+    pub penalty: Duration,
+    /// How long a right answer keeps an address trusted (no penalty).
+    pub trust: Duration,
+    /// How long a wrong guess marks an address as guessing (refused while
+    /// all addresses together are over their burst).
+    pub memory: Duration,
+}
+
+impl Default for GuessLimits {
+    fn default() -> Self {
+        GuessLimits {
+            burst: 5.0,
+            refill_per_sec: 0.5,
+            global_burst: 100.0,
+            global_refill_per_sec: 5.0,
+            tracked: 65_536,
+            penalty: Duration::from_secs(1),
+            trust: Duration::from_secs(3_600),
+            memory: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The limits this process was told at start ([`GuessLimits::install`]).
+static CONFIGURED: std::sync::OnceLock<GuessLimits> = std::sync::OnceLock::new();
+
+impl GuessLimits {
+    /// Makes `self` what [`GuessLimits::configured`] returns, for every
+    /// limiter made after; only the first call counts. A binary calls it
+    /// once at start, from its flags.
+    pub fn install(self) {
+        let _ = CONFIGURED.set(self);
+    }
+
+    /// The installed limits, else the defaults.
+    pub fn configured() -> GuessLimits {
+        CONFIGURED.get().copied().unwrap_or_default()
+    }
+}
+
+/// Where a guess came from, as the limiter counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    V4(Ipv4Addr),
+    /// The /64 prefix.
+    V6(u64),
+    /// A call with no address (in-process): one shared bucket.
+    Unknown,
+}
+
+impl Key {
+    fn of(client: Option<IpAddr>) -> Key {
+        match client {
+            Some(IpAddr::V4(v4)) => Key::V4(v4),
+            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => Key::V4(v4),
+                None => Key::V6((v6.to_bits() >> 64) as u64),
+            },
+            None => Key::Unknown,
+        }
+    }
+}
+
+/// A token bucket.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn full(burst: f64, now: Instant) -> Bucket {
+        Bucket {
+            tokens: burst,
+            at: now,
+        }
+    }
+
+    /// Its tokens at `now`, refilled.
+    fn tokens(&self, now: Instant, burst: f64, refill: f64) -> f64 {
+        (self.tokens + now.saturating_duration_since(self.at).as_secs_f64() * refill).min(burst)
+    }
+
+    /// How long until it holds one token, from `tokens` now.
+    fn wait(tokens: f64, refill: f64) -> Duration {
+        Duration::try_from_secs_f64(((1.0 - tokens) / refill).max(0.0)).unwrap_or(Duration::MAX)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    wrong: Bucket,
+    /// The last wrong guess from this address.
+    wrong_at: Option<Instant>,
+    /// The last right answer from this address.
+    right: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct State {
+    addresses: LruCache<Key, Record>,
+    global: Bucket,
+}
+
+/// What the limiter says before a guess is compared.
+enum Admit {
+    Now,
+    After(Duration),
+}
+
+/// Limits guesses of one secret. See the module doc.
+#[derive(Debug)]
+pub struct GuessLimiter {
+    limits: GuessLimits,
+    state: Mutex<State>,
+}
+
+/// A guess refused without being compared: wait this long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused(pub Duration);
+
+impl GuessLimiter {
+    pub fn new(limits: GuessLimits) -> GuessLimiter {
+        let tracked = NonZeroUsize::new(limits.tracked).unwrap_or(NonZeroUsize::MIN);
+        GuessLimiter {
+            limits,
+            state: Mutex::new(State {
+                addresses: LruCache::new(tracked),
+                global: Bucket::full(limits.global_burst, Instant::now()),
+            }),
+        }
+    }
+
+    /// Judges a guess from `client`: `is_right` compares it (in constant
+    /// time), unless the limits refuse it first; a penalty delay may come
+    /// before.
+    ///
+    /// # Errors
+    /// [`Refused`], with how long to wait, when the guess was not compared.
+    pub async fn check(
+        &self,
+        client: Option<IpAddr>,
+        is_right: impl FnOnce() -> bool,
+    ) -> Result<bool, Refused> {
+        let key = Key::of(client);
+        if let Admit::After(delay) = self.admit(key)? {
+            tokio::time::sleep(delay).await;
+        }
+        let right = is_right();
+        self.record(key, right);
+        Ok(right)
+    }
+
+    fn admit(&self, key: Key) -> Result<Admit, Refused> {
+        let l = &self.limits;
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let record = state.addresses.get(&key).copied();
+        let tokens = record.map_or(l.burst, |r| r.wrong.tokens(now, l.burst, l.refill_per_sec));
+        if tokens < 1.0 {
+            return Err(Refused(Bucket::wait(tokens, l.refill_per_sec)));
+        }
+        let global = state
+            .global
+            .tokens(now, l.global_burst, l.global_refill_per_sec);
+        if global >= 1.0 {
+            return Ok(Admit::Now);
+        }
+        // Guessing is spread over many addresses.
+        let lately = |at: Option<Instant>, window: Duration| {
+            at.is_some_and(|at| now.saturating_duration_since(at) < window)
+        };
+        let guessed_lately = lately(record.and_then(|r| r.wrong_at), l.memory);
+        let trusted = lately(record.and_then(|r| r.right), l.trust);
+        if guessed_lately {
+            Err(Refused(Bucket::wait(global, l.global_refill_per_sec)))
+        } else if trusted {
+            Ok(Admit::Now)
+        } else {
+            Ok(Admit::After(l.penalty))
+        }
+    }
+
+    fn record(&self, key: Key, right: bool) {
+        let l = &self.limits;
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut record = state.addresses.get(&key).copied().unwrap_or(Record {
+            wrong: Bucket::full(l.burst, now),
+            wrong_at: None,
+            right: None,
+        });
+        if right {
+            record.right = Some(now);
+        } else {
+            let global = state
+                .global
+                .tokens(now, l.global_burst, l.global_refill_per_sec);
+            let mut tokens = record.wrong.tokens(now, l.burst, l.refill_per_sec) - 1.0;
+            if global < 1.0 {
+                // One guess per address while the global bucket is empty.
+                tokens = tokens.min(0.0);
+            }
+            record.wrong = Bucket { tokens, at: now };
+            record.wrong_at = Some(now);
+            state.global = Bucket {
+                tokens: (global - 1.0).max(0.0),
+                at: now,
+            };
+        }
+        state.addresses.put(key, record);
+    }
+
+    /// Addresses tracked now.
+    pub fn tracked(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .addresses
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    fn v4(i: u32) -> Option<IpAddr> {
+        Some(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)))
+    }
+
+    async fn guess(l: &GuessLimiter, client: Option<IpAddr>, right: bool) -> Result<bool, Refused> {
+        l.check(client, || right).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_address_gets_its_burst_then_one_guess_per_refill() {
+        let l = GuessLimiter::new(GuessLimits::default());
+        for _ in 0..5 {
+            assert_eq!(guess(&l, v4(1), false).await, Ok(false));
+        }
+        let Err(Refused(wait)) = guess(&l, v4(1), false).await else {
+            panic!("a sixth guess in a burst was compared");
+        };
+        assert_eq!(wait, Duration::from_secs(2));
+        // Refused, the right password is not even compared...
+        assert!(guess(&l, v4(1), true).await.is_err());
+        // ...until the bucket refills; other addresses are not affected.
+        assert_eq!(guess(&l, v4(2), true).await, Ok(true));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(guess(&l, v4(1), true).await, Ok(true));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn many_addresses_never_switch_the_limit_off() {
+        // Property: however many addresses are tracked, a guessing address
+        // stays limited (the old limiter stopped tracking at 10,000).
+        let l = GuessLimiter::new(GuessLimits {
+            global_burst: f64::MAX,
+            tracked: 1_000,
+            ..GuessLimits::default()
+        });
+        for _ in 0..5 {
+            assert_eq!(guess(&l, v4(0), false).await, Ok(false));
+        }
+        for i in 1..=5_000 {
+            assert_eq!(guess(&l, v4(i), false).await, Ok(false), "address {i}");
+            // The guesser keeps guessing: it is never the one evicted.
+            if i % 500 == 0 {
+                assert!(guess(&l, v4(0), false).await.is_err(), "after {i}");
+            }
+        }
+        assert_eq!(l.tracked(), 1_000, "memory is bounded");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spread_guess_is_bounded_and_a_fresh_right_answer_still_gets_in() {
+        // A slow global refill, so that the penalties below do not refill it.
+        let limits = GuessLimits {
+            global_refill_per_sec: 0.01,
+            ..GuessLimits::default()
+        };
+        let l = GuessLimiter::new(limits);
+        // 100 addresses use up the global burst.
+        for i in 0..100 {
+            assert_eq!(guess(&l, v4(i), false).await, Ok(false));
+        }
+        // Their second guesses are refused without being compared.
+        for i in 0..100 {
+            assert!(guess(&l, v4(i), false).await.is_err(), "address {i}");
+        }
+        // A fresh address is compared, after the penalty.
+        let start = Instant::now();
+        assert_eq!(guess(&l, v4(500), true).await, Ok(true));
+        assert_eq!(start.elapsed(), limits.penalty);
+        // And from then on it is trusted: no penalty.
+        let start = Instant::now();
+        assert_eq!(guess(&l, v4(500), true).await, Ok(true));
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // A fresh guesser gets one guess, then is refused.
+        assert_eq!(guess(&l, v4(501), false).await, Ok(false));
+        assert!(guess(&l, v4(501), false).await.is_err());
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_64_and_a_mapped_v4_as_v4() {
+        let a: Ipv6Addr = "fd00:1:2:3::1".parse().unwrap();
+        let b: Ipv6Addr = "fd00:1:2:3:ffff::9".parse().unwrap();
+        let c: Ipv6Addr = "fd00:1:2:4::1".parse().unwrap();
+        assert_eq!(Key::of(Some(a.into())), Key::of(Some(b.into())));
+        assert_ne!(Key::of(Some(a.into())), Key::of(Some(c.into())));
+        let mapped: Ipv6Addr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(Key::of(Some(mapped.into())), Key::of(v4(1)));
+    }
+}
