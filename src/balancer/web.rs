@@ -77,7 +77,7 @@ impl Routes for WebRoutes {
         }
         let path = req.uri.path();
         if path == EVENTS_PATH {
-            return Some(web_routes::events(&self.hub, &req));
+            return Some(web_routes::events(&self.hub, &req).await);
         }
         // Only the page's own files: the asset list is the allow-list.
         let asset = assets::find(path)?;

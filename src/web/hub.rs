@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -54,6 +54,10 @@ pub const KEEPALIVE_SECS: u64 = 15;
 /// How long a viewer ahead of the hub waits for it to catch up before it
 /// is sent the hub's snapshot instead.
 pub const AHEAD_WAIT: Duration = Duration::from_secs(3);
+/// How long a viewer that comes before the hub's first board (a server
+/// just started, its board on its way from the db or from upstream) waits
+/// for it before it is refused.
+pub const FIRST_BOARD_WAIT: Duration = Duration::from_secs(5);
 /// How often the hub looks at its viewers for the two above.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -118,6 +122,8 @@ pub struct Hub {
 struct Shared {
     config: HubConfig,
     state: Mutex<State>,
+    /// Woken at every [`Hub::reset`], for viewers waiting for a board.
+    reset: Notify,
 }
 
 #[derive(Debug)]
@@ -222,6 +228,7 @@ impl Hub {
                     ticks: 0,
                     dropped_slow: 0,
                 }),
+                reset: Notify::new(),
             }),
         }
     }
@@ -245,6 +252,7 @@ impl Hub {
         // (another run of the db): only newer ones resume.
         state.resumable_from = version.saturating_add(1);
         state.live = true;
+        self.shared.reset.notify_waiters();
         let Some(snapshot) = state.snapshot() else {
             return;
         };
@@ -418,6 +426,36 @@ impl Hub {
             first: Some(first.freeze()),
             rx,
         })
+    }
+
+    /// [`Hub::subscribe`], but a viewer that comes before the first board
+    /// waits for it, up to `wait`, instead of being refused at once: a
+    /// server that has just started is about to have one. A hub whose
+    /// source is lost refuses at once (the viewer has somewhere else to go).
+    ///
+    /// # Errors
+    /// As [`Hub::subscribe`]; [`NotReady::NoBoard`] once `wait` is over.
+    pub async fn subscribe_or_wait(
+        &self,
+        last_id: Option<i64>,
+        closer: Closer,
+        wait: Duration,
+    ) -> Result<Stream, NotReady> {
+        let deadline = Instant::now() + wait;
+        loop {
+            // Registered before looking, so a reset in between still wakes.
+            let reset = self.shared.reset.notified();
+            tokio::pin!(reset);
+            reset.as_mut().enable();
+            match self.subscribe(last_id, closer.clone()) {
+                Err(NotReady::NoBoard) if !closer.is_closed() => {
+                    if tokio::time::timeout_at(deadline, reset).await.is_err() {
+                        return self.subscribe(last_id, closer);
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Keep-alives and viewers left ahead: every [`TICK`].

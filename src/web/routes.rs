@@ -8,7 +8,7 @@ use hyper::{Method, Response};
 use tracing::debug;
 
 use super::assets;
-use super::hub::Hub;
+use super::hub::{Hub, FIRST_BOARD_WAIT};
 use crate::rpc::route::{self, RouteBody, RouteRequest, Routes};
 
 /// Where the event stream is served.
@@ -38,8 +38,9 @@ pub fn last_event_id(req: &RouteRequest) -> Option<i64> {
 }
 
 /// `GET /events`: a stream from `hub`, or 503 while it cannot serve one
-/// (no board yet, its source lost, or this server at its stream cap).
-pub fn events(hub: &Hub, req: &RouteRequest) -> Response<RouteBody> {
+/// (no board yet after [`FIRST_BOARD_WAIT`], its source lost, or this
+/// server at its stream cap).
+pub async fn events(hub: &Hub, req: &RouteRequest) -> Response<RouteBody> {
     let slot = match req.open_stream() {
         Ok(slot) => slot,
         Err(e) => {
@@ -47,7 +48,10 @@ pub fn events(hub: &Hub, req: &RouteRequest) -> Response<RouteBody> {
             return route::unavailable("too many event streams; retry shortly\n", RETRY_AFTER_SECS);
         }
     };
-    let stream = match hub.subscribe(last_event_id(req), slot.closer()) {
+    let stream = match hub
+        .subscribe_or_wait(last_event_id(req), slot.closer(), FIRST_BOARD_WAIT)
+        .await
+    {
         Ok(stream) => stream,
         Err(e) => {
             debug!(peer = %req.peer, error = %e, "event stream refused");
@@ -88,7 +92,7 @@ impl Routes for PageRoutes {
         }
         let path = req.uri.path();
         if path == EVENTS_PATH {
-            return Some(events(&self.hub, &req));
+            return Some(events(&self.hub, &req).await);
         }
         assets::find(path).map(assets::reply)
     }

@@ -213,3 +213,56 @@ fn nobody_is_taken_before_the_board_is_known() {
     hub.publish(&[gold(1)], 1);
     assert_eq!(hub.version(), None, "changes before a board are ignored");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_viewer_before_the_first_board_waits_for_it_and_no_longer() {
+    let hub = Hub::new(HubConfig::new(WhenLost::EndStreams));
+    assert_eq!(
+        hub.subscribe(None, Closer::detached()).err(),
+        Some(NotReady::NoBoard)
+    );
+    // The board comes within the wait: the viewer gets its snapshot.
+    let waiting = {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            hub.subscribe_or_wait(None, Closer::detached(), Duration::from_secs(5))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!waiting.is_finished());
+    hub.reset(board(7));
+    let stream = waiting
+        .await
+        .unwrap()
+        .expect("subscribed once the board came");
+    let mut w = Watcher {
+        stream,
+        reader: Reader::new(),
+        closer: Closer::detached(),
+        ended: false,
+    };
+    let events = w.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].name, "snapshot");
+    assert_eq!(events[0].id.as_deref(), Some("7"));
+
+    // No board within the wait: refused once it is over, not before.
+    let empty = Hub::new(HubConfig::new(WhenLost::EndStreams));
+    let started = Instant::now();
+    let refused = empty
+        .subscribe_or_wait(None, Closer::detached(), Duration::from_secs(5))
+        .await;
+    assert_eq!(refused.err(), Some(NotReady::NoBoard));
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+
+    // A hub whose source is lost refuses at once: there is no board coming
+    // soon, and the viewer has other servers to try.
+    hub.lost();
+    let started = Instant::now();
+    let lost = hub
+        .subscribe_or_wait(None, Closer::detached(), Duration::from_secs(5))
+        .await;
+    assert_eq!(lost.err(), Some(NotReady::Lost));
+    assert_eq!(started.elapsed(), Duration::ZERO);
+}
