@@ -53,11 +53,14 @@ for b in podium-db podium-frontend podium-balancer podium-bench; do
   [ -x "$bin/$b" ] || { echo "missing $bin/$b: build first" >&2; exit 1; }
 done
 
-# 1,000 subscribers hold 2,000 sockets in the load generator and 1,000 in
-# the front-end: raise the soft descriptor limit where the hard one allows.
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 8192 ]; then
+# 10,000 push subscribers or SSE viewers hold 10,000 sockets in the load
+# generator and as many in the server: raise the soft descriptor limit to
+# 20,000, or to the hard limit where that is lower (the servers raise their
+# own at start; the SSE runs need BENCH_SSE_CLIENTS + a few hundred).
+want_fds=20000
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fds" ]; then
   hard=$(ulimit -Hn)
-  if [ "$hard" = unlimited ] || [ "$hard" -ge 8192 ]; then ulimit -n 8192; else ulimit -n "$hard"; fi
+  if [ "$hard" = unlimited ] || [ "$hard" -ge "$want_fds" ]; then ulimit -n "$want_fds"; else ulimit -n "$hard"; fi
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/podium-bench.XXXXXX")
