@@ -22,7 +22,7 @@
 //!   and push.
 //! - [`balancer`]: `podium-balancer`, random choice among healthy front-ends.
 //! - [`feeder`], [`tablet`]: the publishing and the following clients.
-//! - [`bench`]: `podium-bench`, the load generator (load, push fan-out,
+//! - [`bench`](mod@bench): `podium-bench`, the load generator (load, push fan-out,
 //!   staleness).
 //!
 //! And what they share at their edges: [`shutdown`] (one way to stop),

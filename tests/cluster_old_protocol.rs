@@ -697,3 +697,55 @@ fn every_spelling_of_a_call_gets_the_front_ends_answer_through_the_balancer() {
         assert!(via_bal.contains("faultCode"), "{via_bal}");
     }
 }
+
+/// What stock clients in other languages do, from Python's stock client
+/// through the balancer: code generators read `system.methodSignature` for
+/// every public method (XML-RPC type names only, one signature per arity),
+/// and Perl, PHP and Ruby send a numeric score as `<int>` or `<double>`,
+/// which is stored as its text, as the old server stored it.
+#[test]
+fn stock_clients_introspect_and_send_numeric_scores_through_the_balancer() {
+    let cluster = Cluster::start(ClusterConfig::default());
+    let out = py(
+        r#"
+TYPES = {"string", "int", "i8", "boolean", "double", "dateTime.iso8601",
+         "base64", "struct", "array", "nil"}
+names = server.system.listMethods()
+public = [n for n in names if not n.startswith("system.")]
+assert "set_score" in public and "scoreboard.set_score" in public, names
+assert not any(n.startswith("db.") or n.startswith("cluster.") for n in names), names
+for name in names:
+    sigs = server.system.methodSignature(name)
+    assert type(sigs) is list and sigs, f"{name}: signature {sigs!r}"
+    arities = {}
+    for sig in sigs:
+        assert all(t in TYPES for t in sig), f"{name}: {sig!r} is not in XML-RPC's type names"
+        arities.setdefault(len(sig) - 1, []).append(sig[1:])
+    for n, params in arities.items():
+        assert len(params) == len({tuple(p) for p in params}), f"{name}: repeated signature {sigs!r}"
+    assert server.system.methodHelp(name), f"{name} has no help"
+# Optional arguments show as one signature per arity.
+arities = {len(s) - 1 for s in server.system.methodSignature("scoreboard.set_score")}
+assert arities == {3, 4}, arities
+arities = {len(s) - 1 for s in server.system.methodSignature("get_score")}
+assert arities == {1, 2}, arities
+
+# Numeric scores, as <int> and <double>, become their text.
+for value, text in [(3, "3"), (2.5, "2.5"), (3.0, "3.0"), (-7, "-7"), (1e20, "1e+20")]:
+    ack = server.set_score("Stone Curling", value, PASSWORD)
+    assert type(ack) is str and ack, f"set_score({value!r}) acknowledged with {ack!r}"
+    eventually(f"score {text}", lambda: (lambda s: (s[0] == text, s))(score("Stone Curling", 1)))
+reply = server.scoreboard.set_score("Stone Skating", 42, PASSWORD)
+assert reply["score"]["score"] == "42", reply
+eventually("the skating score", lambda: (lambda s: (s["score"] == "42", s))(server.scoreboard.score("Stone Skating")))
+# Anything else is refused with a fault that names the argument.
+msg = expect_fault(-32602, server.set_score, "Stone Curling", True, PASSWORD)
+assert "score" in msg, msg
+msg = expect_fault(-32602, server.set_score, "Stone Curling", [1], PASSWORD)
+assert "score" in msg, msg
+print("ok")
+"#,
+        &cluster.balancer_url(),
+    );
+    assert_eq!(out.trim(), "ok");
+}

@@ -28,8 +28,8 @@
 //! 6. **Silence.** Every poll has a deadline. A feed that stops answering
 //!    (a partition that drops packets: the db may be taking writes through
 //!    other front-ends) empties the cache and stops hits within
-//!    [`FollowerConfig::max_silence`], and the front-end reports itself not
-//!    ready ([`Freshness`]).
+//!    `FollowerConfig::max_silence`, and the front-end reports itself not
+//!    ready (`Freshness`).
 //!
 //! A db that is *down* (its host refuses the connection) is different: every
 //! write goes through the db, so nothing can change behind a cached value

@@ -8,11 +8,13 @@
 //!   resumes (pure);
 //! - [`report`]: what members and the db tell each other about it;
 //! - [`Hub`]: a front-end's side: every subscription, the recent changes,
-//!   and a delivery worker (`worker`) per tablet it owns.
+//!   and a delivery worker (`worker`) per tablet it owns; `pushable`: a
+//!   change encoded once for every tablet that follows it.
 
 pub mod callback_url;
 mod hub;
 pub mod ownership;
+mod pushable;
 pub mod report;
 mod worker;
 

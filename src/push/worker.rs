@@ -12,7 +12,8 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tracing::debug;
 
-use super::hub::{Hub, Next, Pushable};
+use super::hub::{Hub, Next};
+use super::pushable::Pushable;
 use crate::rpc::codec::{self, Limits};
 use crate::rpc::{Client, ClientConfig, ClientError};
 use crate::shutdown::Shutdown;

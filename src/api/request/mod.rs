@@ -118,12 +118,20 @@ fn score_text(params: &Params, index: usize) -> Result<String, Fault> {
     }
 }
 
-/// A double the way Python prints it: `3.0`, `2.5`, `1e+20`.
+/// A double the way Python prints it: `3.0`, `2.5`, `1e+20`, `1e-07`
+/// (Rust's `Debug` picks the same shortest digits and the same switch to an
+/// exponent; Python signs the exponent and gives it at least two digits).
 fn double_text(d: f64) -> String {
     let shown = format!("{d:?}");
     match shown.split_once('e') {
-        Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp}"),
-        _ => shown,
+        Some((mantissa, exp)) => {
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(digits) => ('-', digits),
+                None => ('+', exp),
+            };
+            format!("{mantissa}e{sign}{digits:0>2}")
+        }
+        None => shown,
     }
 }
 
@@ -285,7 +293,11 @@ mod tests {
         assert_eq!(score(Value::Double(2.5)).unwrap(), "2.5");
         assert_eq!(score(Value::Double(3.0)).unwrap(), "3.0");
         assert_eq!(score(Value::Double(1e20)).unwrap(), "1e+20");
-        assert_eq!(score(Value::Double(1e-7)).unwrap(), "1e-7");
+        assert_eq!(score(Value::Double(1e-7)).unwrap(), "1e-07");
+        assert_eq!(score(Value::Double(1.5e300)).unwrap(), "1.5e+300");
+        assert_eq!(score(Value::Double(1e16)).unwrap(), "1e+16");
+        assert_eq!(score(Value::Double(0.0001)).unwrap(), "0.0001");
+        assert_eq!(score(Value::Double(-0.5)).unwrap(), "-0.5");
         assert!(score(Value::Bool(true)).is_err());
     }
 

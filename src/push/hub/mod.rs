@@ -17,20 +17,23 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use super::ownership::{owner, resume, Report, Resume};
-use super::report::{FeedMode, MemberReport, View, MAX_LISTED};
-use super::worker;
-use crate::api::callback::Callback;
+mod table;
+mod takeover;
+
 use crate::clock::ClusterClock;
 use crate::db::wire::{ChangeBatch, DbClient};
+use crate::push::ownership::{owner, Report};
+use crate::push::pushable::Pushable;
+use crate::push::report::{FeedMode, MemberReport, View, MAX_LISTED};
+use crate::push::worker;
 use crate::scoreboard::subscription::{Style, Subscription};
 use crate::shutdown::{Shutdown, Tasks};
 use crate::store::{Change, Entry};
+use table::{remove, upsert};
 
 /// Pushable changes kept in memory; a tablet further behind is served from
 /// the db's log.
@@ -63,42 +66,6 @@ pub struct HubConfig {
     /// This front-end's own address, as bound (a cluster endpoint no
     /// callback may name; the db hears of it with every report).
     pub endpoint: Option<SocketAddr>,
-}
-
-/// A change a tablet may be pushed, encoded for both styles of subscriber.
-#[derive(Debug)]
-pub(super) struct Pushable {
-    pub(super) version: i64,
-    pub(super) key: String,
-    old: Bytes,
-    new: Bytes,
-}
-
-impl Pushable {
-    /// The pushable form of `change`, if tablets are pushed it.
-    pub(super) fn of(change: &Change) -> Option<Pushable> {
-        let callback = Callback::of_change(change)?;
-        let encode = |c: &Callback| match c.encode() {
-            Ok(body) => Some(Bytes::from(body)),
-            Err(e) => {
-                warn!(version = change.version, error = %e, "cannot encode a push");
-                None
-            }
-        };
-        Some(Pushable {
-            version: change.version,
-            key: change.entry.key(),
-            old: encode(&callback)?,
-            new: encode(&callback.with_version(change.version))?,
-        })
-    }
-
-    pub(super) fn body(&self, style: Style) -> Bytes {
-        match style {
-            Style::Old => self.old.clone(),
-            Style::New => self.new.clone(),
-        }
-    }
 }
 
 /// A running worker, as the hub sees it.
@@ -425,117 +392,6 @@ impl Hub {
         self.shared.config.uid
     }
 
-    /// Applies a new view: stops the workers of tablets now owned by
-    /// others (remembering how far each got), and queues the newly owned
-    /// ones for a takeover.
-    fn apply_view(&self, state: &mut State, view: View) {
-        let me = self.me();
-        info!(view = view.number, owners = ?view.owners, "push view applied");
-        let now = Instant::now();
-        let urls: Vec<String> = state.subs.keys().cloned().collect();
-        for url in urls {
-            let owned = owner(&url, &view.owners) == Some(me);
-            let Some(s) = state.subs.get_mut(&url) else {
-                continue;
-            };
-            if !owned {
-                state.pending.remove(&url);
-                if let Some(w) = s.worker.take() {
-                    w.stop.trigger();
-                    state.released.insert(url, (w.through(), now));
-                }
-            }
-        }
-        state.view = Some(view);
-        self.reconcile(state);
-    }
-
-    /// Queues every owned tablet without a worker for a takeover, once the
-    /// subscriptions are loaded and a view is known.
-    fn reconcile(&self, state: &mut State) {
-        let Some(view) = state.view.clone() else {
-            return;
-        };
-        if !state.loaded {
-            return;
-        }
-        let me = self.me();
-        let wanted: Vec<String> = state
-            .subs
-            .iter()
-            .filter(|(url, s)| {
-                s.worker.is_none() && !s.unreachable && owner(url, &view.owners) == Some(me)
-            })
-            .map(|(url, _)| url.clone())
-            .collect();
-        state.pending.extend(wanted);
-        if !state.pending.is_empty() && !state.takeover_running {
-            state.takeover_running = true;
-            let hub = self.clone();
-            self.shared
-                .tasks
-                .spawn_on(hub.take_over(), &self.shared.runtime);
-        }
-    }
-
-    /// Finds where each newly owned tablet resumes, and starts its worker.
-    async fn take_over(self) {
-        let started = Instant::now();
-        let shutdown = self.shared.tasks.shutdown().clone();
-        loop {
-            let progress = match self.shared.config.db.push_progress().await {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    debug!(error = %e, "cannot read push progress yet");
-                    None
-                }
-            };
-            {
-                let mut state = self.lock();
-                let Some(view) = state.view.clone() else {
-                    state.takeover_running = false;
-                    return;
-                };
-                if let Some(progress) = &progress {
-                    let waited_enough = started.elapsed() >= TAKEOVER_WAIT;
-                    let pending: Vec<String> = state.pending.iter().cloned().collect();
-                    for url in pending {
-                        let Some(since) = state.subs.get(&url).map(|s| s.version) else {
-                            state.pending.remove(&url);
-                            continue;
-                        };
-                        let from = resume(
-                            &url,
-                            self.me(),
-                            view.number,
-                            &progress.views,
-                            &progress.reports,
-                            since,
-                            !waited_enough,
-                        );
-                        if let Resume::From(version) = from {
-                            state.pending.remove(&url);
-                            self.start_worker(&mut state, &url, version);
-                        }
-                    }
-                }
-                if state.pending.is_empty() {
-                    state.takeover_running = false;
-                    return;
-                }
-            }
-            let pause = if progress.is_some() {
-                TAKEOVER_POLL
-            } else {
-                RETRY_PAUSE
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = shutdown.triggered() => return,
-            }
-        }
-    }
-
     fn start_worker(&self, state: &mut State, url: &str, through: i64) {
         let Some(s) = state.subs.get_mut(url) else {
             return;
@@ -699,71 +555,6 @@ impl Hub {
                 .into_iter()
                 .chain(state.balancers.iter().copied())
                 .collect(),
-        }
-    }
-}
-
-/// Adds or renews a subscription, keeping its worker.
-fn upsert(state: &mut State, sub: Subscription, version: i64) {
-    let url = sub.url.clone();
-    let keys: Vec<String> = sub
-        .teams
-        .iter()
-        .map(|t| format!("tally:{t}"))
-        .chain(sub.events.iter().map(|e| format!("score:{e}")))
-        .collect();
-    if let Some(old) = state.subs.get(&url) {
-        unindex(&mut state.by_key, &url, &old.sub);
-    }
-    for key in keys {
-        state.by_key.entry(key).or_default().insert(url.clone());
-    }
-    match state.subs.get_mut(&url) {
-        Some(s) => {
-            s.sub = sub;
-            s.version = version;
-            s.unreachable = false;
-            // A worker may be waiting for a key it follows now.
-            if let Some(w) = &s.worker {
-                w.wake.notify_one();
-            }
-        }
-        None => {
-            state.subs.insert(
-                url,
-                Sub {
-                    sub,
-                    version,
-                    worker: None,
-                    unreachable: false,
-                },
-            );
-        }
-    }
-}
-
-fn remove(state: &mut State, url: &str) {
-    state.pending.remove(url);
-    if let Some(s) = state.subs.remove(url) {
-        unindex(&mut state.by_key, url, &s.sub);
-        if let Some(w) = s.worker {
-            w.stop.trigger();
-        }
-    }
-}
-
-fn unindex(by_key: &mut HashMap<String, HashSet<String>>, url: &str, sub: &Subscription) {
-    let keys = sub
-        .teams
-        .iter()
-        .map(|t| format!("tally:{t}"))
-        .chain(sub.events.iter().map(|e| format!("score:{e}")));
-    for key in keys {
-        if let Some(urls) = by_key.get_mut(&key) {
-            urls.remove(url);
-            if urls.is_empty() {
-                by_key.remove(&key);
-            }
         }
     }
 }
