@@ -4,7 +4,7 @@
 //! [`Handler`] (usually [`Methods`](super::Methods)), caps the size of the
 //! reply, and shuts down gracefully. With a TLS config the port serves
 //! HTTPS only. Requests other than calls go to the server's
-//! [`Routes`](super::route::Routes), if it has any (a page, a stream of
+//! [`Routes`], if it has any (a page, a stream of
 //! events), under the same limits.
 //!
 //! Every connection is a task owned by the server: at shutdown, waiting
