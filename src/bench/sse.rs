@@ -124,6 +124,11 @@ pub struct SseReport {
     writes: usize,
     /// Ack → arrival, every (measured write, viewer) pair that arrived.
     pairs: Sorted,
+    /// Sent → arrival, the same pairs: an upper bound of commit → arrival,
+    /// which the ack alone understates when the server that relays the
+    /// write's reply is busy with the fan-out (an arrival before the ack
+    /// counts as 0 above).
+    from_sent: Sorted,
     /// Ack → arrival at the last viewer, per measured write.
     last: Sorted,
     /// The writes' own round trips.
@@ -227,7 +232,7 @@ pub(crate) async fn run(
         .collect();
 
     let nonce: u32 = rand::random();
-    let mut measured: Vec<(i64, Instant)> = Vec::with_capacity(config.writes);
+    let mut measured: Vec<Measured> = Vec::with_capacity(config.writes);
     let mut acks = Samples::default();
     let password = password.expose();
     for w in 0..config.warmup_writes + config.writes {
@@ -241,7 +246,11 @@ pub(crate) async fn run(
             })?;
         let acked = Instant::now();
         if w >= config.warmup_writes {
-            measured.push((version, acked));
+            measured.push(Measured {
+                version,
+                sent,
+                acked,
+            });
             acks.record(acked - sent);
         }
         let deadline = acked + Duration::from_millis(config.timeout_ms);
@@ -257,31 +266,41 @@ pub(crate) async fn run(
     Ok(tally(label, config, ready, &measured, acks, &logs, memory))
 }
 
+/// One measured write.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    version: i64,
+    sent: Instant,
+    acked: Instant,
+}
+
 /// Pairs each viewer's arrivals with the writes' acknowledgements.
 fn tally(
     label: String,
     config: &SseConfig,
     ready: usize,
-    measured: &[(i64, Instant)],
+    measured: &[Measured],
     acks: Samples,
     logs: &[Log],
     memory: Vec<Memory>,
 ) -> SseReport {
     let mut pairs = Samples::default();
+    let mut from_sent = Samples::default();
     let mut last_per_write: Vec<Option<Duration>> = vec![None; measured.len()];
     let (mut lost, mut repeated, mut out_of_order) = (0, 0, 0);
     for log in logs.iter().filter(|l| l.snapshots > 0) {
         out_of_order += log.changes.windows(2).filter(|w| w[0].0 >= w[1].0).count();
-        for (i, (version, acked)) in measured.iter().enumerate() {
-            let mut arrivals = log.changes.iter().filter(|(v, _)| v == version);
+        for (i, m) in measured.iter().enumerate() {
+            let mut arrivals = log.changes.iter().filter(|(v, _)| *v == m.version);
             let Some((_, at)) = arrivals.next() else {
                 lost += 1;
                 continue;
             };
             repeated += arrivals.count();
             // An arrival before the ack reached the writer counts as 0.
-            let latency = at.saturating_duration_since(*acked);
+            let latency = at.saturating_duration_since(m.acked);
             pairs.record(latency);
+            from_sent.record(at.saturating_duration_since(m.sent));
             let last = &mut last_per_write[i];
             *last = Some(last.map_or(latency, |l| l.max(latency)));
         }
@@ -296,6 +315,7 @@ fn tally(
         ready,
         writes: measured.len(),
         pairs: pairs.sorted(),
+        from_sent: from_sent.sorted(),
         last: last.sorted(),
         acks: acks.sorted(),
         lost,
@@ -328,6 +348,7 @@ impl fmt::Display for SseReport {
         )?;
         writeln!(f, "  write ack -> receipt: {}", self.pairs.summary())?;
         writeln!(f, "  ... at the last viewer: {}", self.last.summary())?;
+        writeln!(f, "  write sent -> receipt: {}", self.from_sent.summary())?;
         writeln!(f, "  the writes themselves:  {}", self.acks.summary())?;
         writeln!(
             f,
@@ -351,7 +372,7 @@ impl fmt::Display for SseReport {
             .collect();
         writeln!(
             f,
-            "RESULT kind=sse label={} clients={} ready={} writes={} p50_ms={:.4} p99_ms={:.4} max_ms={:.4} last_p50_ms={:.4} last_p99_ms={:.4} ack_p50_ms={:.4} received={} lost={} repeated={} out_of_order={} reconnects={}{memory}",
+            "RESULT kind=sse label={} clients={} ready={} writes={} p50_ms={:.4} p99_ms={:.4} max_ms={:.4} last_p50_ms={:.4} last_p99_ms={:.4} sent_p50_ms={:.4} sent_p99_ms={:.4} ack_p50_ms={:.4} received={} lost={} repeated={} out_of_order={} reconnects={}{memory}",
             self.label,
             self.clients,
             self.ready,
@@ -361,6 +382,8 @@ impl fmt::Display for SseReport {
             self.pairs.percentile_ms(100.0),
             self.last.percentile_ms(50.0),
             self.last.percentile_ms(99.0),
+            self.from_sent.percentile_ms(50.0),
+            self.from_sent.percentile_ms(99.0),
             self.acks.percentile_ms(50.0),
             self.pairs.len(),
             self.lost,
