@@ -136,7 +136,8 @@ reads() { # LABEL URL CONNECTIONS
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date +%s)
 
-start db "$bin/podium-db" --port 0 --db-file "$work/bench.db"
+start db "$bin/podium-db" --port 0 --db-file "$work/bench.db" \
+  --max-subscriptions-per-address 20000
 db=$url
 start fe_pull "$bin/podium-frontend" --uid 1 --port 0 --db "$db" --cache pull --pull-interval-ms 1000
 fe_pull=$url
