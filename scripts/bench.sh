@@ -145,9 +145,8 @@ reads() { # LABEL URL CONNECTIONS
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date +%s)
 
-# The fan-out runs below register their subscribers from 127.0.0.1 alone:
-# the db's per-address subscription cap (100) is raised, as for push_db.
-start db "$bin/podium-db" --port 0 --db-file "$work/bench.db" --max-subscriptions-per-address 20000
+start db "$bin/podium-db" --port 0 --db-file "$work/bench.db" \
+  --max-subscriptions-per-address 20000
 db=$url
 start fe_pull "$bin/podium-frontend" --uid 1 --port 0 --db "$db" --cache pull --pull-interval-ms 1000
 fe_pull=$url
@@ -417,8 +416,15 @@ push_row() { # LABEL DESCRIPTION P99_TARGET_MS
 }
 push_row push1k "push via balancer, 1,000 subscribers" 50
 push_row push10k "push via balancer, 10,000 subscribers" 500
-push_row push1k_kill "  same 1,000, owner of half killed" 50
-push_row push10k_kill "  same 10,000, owner of half killed" 500
+# With a kill, the p99 holds the pushes that waited for the takeover: the
+# targets there are the takeover (issue 10: within 2 s) and nothing lost.
+push_kill_row() { # LABEL DESCRIPTION
+  local p99 lost rep take
+  p99=$(get "$1" p99_ms); lost=$(get "$1" missing); rep=$(get "$1" repeated); take=$(get "$1" takeover_ms)
+  row "$2" "$(calc "sprintf(\"p50 %.1f, p99 %.1f ms\", $(get "$1" p50_ms), $p99)"), lost $lost, dup $rep, takeover ${take} ms" "takeover <= 2 s, lost 0" "$(verdict "$take <= 2000 && $lost == 0")"
+}
+push_kill_row push1k_kill "  same 1,000, owner of half killed"
+push_kill_row push10k_kill "  same 10,000, owner of half killed"
 if [ -n "$(get nginx64 rps)" ]; then
   row "reference: bare nginx proxy -> canned, 64 conns" "$(calc "sprintf(\"%.0f req/s = %.2fx python (python again: %.0f)\", $(get nginx64 rps), $(get nginx64 rps) / $py64, $(get py64_again rps))")" "" ""
   row "reference: nginx as balancer -> our FEs, 64" "$(calc "sprintf(\"%.0f req/s = %.2fx python (ours again: %.0f)\", $(get nginx_bal64 rps), $(get nginx_bal64 rps) / $py64, $(get bal64_again rps))")" "" ""

@@ -15,11 +15,21 @@
 //! 3. **All addresses together.** A global bucket of wrong guesses (a burst
 //!    of 100, then 5 a second) bounds a guess spread over many addresses.
 //!    While it is empty, an address with a wrong guess in the last ten
-//!    minutes is refused without comparing, and an address that has not been guessing is
-//!    compared only after a penalty delay (1 s): a spread attack pays a
-//!    second per address per guess, while a feeder with the right password
-//!    from an address of its own is slowed, never locked out. An address
-//!    that gave the right secret lately skips the delay.
+//!    minutes is refused without comparing, and an address that has not
+//!    been guessing is compared only after a penalty delay (1 s): a spread
+//!    attack pays a second per address per guess, while a feeder with the
+//!    right password from an address of its own is slowed, never locked
+//!    out. Penalised guesses are bounded too: one at a time per address, at
+//!    most 4 at a time per network (an IPv4 /24, an IPv6 /48), and 1,024 in
+//!    all, so addresses rotated within one network (an IPv6 /48 holds 65,536
+//!    /64s) earn at most 4 guesses a second between them, and a feeder on
+//!    another network is not held up by them. An address that gave the
+//!    right secret in the last hour skips the delay; those addresses are
+//!    kept in a table of their own, which guesses cannot evict.
+//!
+//! Every guess takes its tokens when it is admitted, before it is compared
+//! (a right answer gives them back), so guesses sent at once from one
+//! address are held to its burst like guesses sent one after another.
 //!
 //! A caller sharing an address with a guesser shares its bucket: that is
 //! the price of not being able to tell them apart. For the cluster secret,
@@ -56,6 +66,12 @@ pub struct GuessLimits {
     /// How long a wrong guess marks an address as guessing (refused while
     /// all addresses together are over their burst).
     pub memory: Duration,
+    /// Penalised guesses at once from one network (IPv4 /24, IPv6 /48).
+    pub penalized_per_network: u32,
+    /// Penalised guesses at once in all.
+    pub penalized_max: usize,
+    /// Addresses remembered as trusted at most.
+    pub trusted: usize,
 }
 
 impl Default for GuessLimits {
@@ -69,6 +85,9 @@ impl Default for GuessLimits {
             penalty: Duration::from_secs(1),
             trust: Duration::from_secs(3_600),
             memory: Duration::from_secs(600),
+            penalized_per_network: 4,
+            penalized_max: 1_024,
+            trusted: 4_096,
         }
     }
 }
@@ -100,7 +119,24 @@ enum Key {
     Unknown,
 }
 
+/// The network an address is in, for bounding penalised guesses: an
+/// IPv4 /24, an IPv6 /48 (what one site is commonly given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Network {
+    V4(u32),
+    V6(u64),
+    Unknown,
+}
+
 impl Key {
+    fn network(self) -> Network {
+        match self {
+            Key::V4(v4) => Network::V4(v4.to_bits() >> 8),
+            Key::V6(prefix) => Network::V6(prefix >> 16),
+            Key::Unknown => Network::Unknown,
+        }
+    }
+
     fn of(client: Option<IpAddr>) -> Key {
         match client {
             Some(IpAddr::V4(v4)) => Key::V4(v4),
@@ -144,20 +180,26 @@ struct Record {
     wrong: Bucket,
     /// The last wrong guess from this address.
     wrong_at: Option<Instant>,
-    /// The last right answer from this address.
-    right: Option<Instant>,
+    /// A penalised guess from this address is waiting.
+    penalized: bool,
 }
 
 #[derive(Debug)]
 struct State {
     addresses: LruCache<Key, Record>,
+    /// Addresses that gave the right answer, and when last.
+    trusted: LruCache<Key, Instant>,
     global: Bucket,
+    /// Penalised guesses waiting, by network; no entry at zero.
+    penalized: std::collections::HashMap<Network, u32>,
+    penalized_total: usize,
 }
 
 /// What the limiter says before a guess is compared.
 enum Admit {
     Now,
-    After(Duration),
+    /// After the penalty; the guess holds a penalised place till then.
+    Penalized(Duration),
 }
 
 /// Limits guesses of one secret. See the module doc.
@@ -171,16 +213,46 @@ pub struct GuessLimiter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refused(pub Duration);
 
+/// Gives a penalised place back, also when the waiting call is dropped.
+struct PenaltyPlace<'a> {
+    limiter: &'a GuessLimiter,
+    key: Key,
+}
+
+impl Drop for PenaltyPlace<'_> {
+    fn drop(&mut self) {
+        let mut state = self.limiter.lock();
+        let network = self.key.network();
+        if let Some(n) = state.penalized.get_mut(&network) {
+            *n -= 1;
+            if *n == 0 {
+                state.penalized.remove(&network);
+            }
+        }
+        state.penalized_total = state.penalized_total.saturating_sub(1);
+        if let Some(r) = state.addresses.peek_mut(&self.key) {
+            r.penalized = false;
+        }
+    }
+}
+
 impl GuessLimiter {
     pub fn new(limits: GuessLimits) -> GuessLimiter {
-        let tracked = NonZeroUsize::new(limits.tracked).unwrap_or(NonZeroUsize::MIN);
+        let size = |n: usize| NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
         GuessLimiter {
             limits,
             state: Mutex::new(State {
-                addresses: LruCache::new(tracked),
+                addresses: LruCache::new(size(limits.tracked)),
+                trusted: LruCache::new(size(limits.trusted)),
                 global: Bucket::full(limits.global_burst, Instant::now()),
+                penalized: std::collections::HashMap::new(),
+                penalized_total: 0,
             }),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Judges a guess from `client`: `is_right` compares it (in constant
@@ -195,81 +267,124 @@ impl GuessLimiter {
         is_right: impl FnOnce() -> bool,
     ) -> Result<bool, Refused> {
         let key = Key::of(client);
-        if let Admit::After(delay) = self.admit(key)? {
-            tokio::time::sleep(delay).await;
-        }
+        let (admitted, global_was_empty) = self.admit(key)?;
+        let _place = match admitted {
+            Admit::Now => None,
+            Admit::Penalized(delay) => {
+                let place = PenaltyPlace { limiter: self, key };
+                tokio::time::sleep(delay).await;
+                Some(place)
+            }
+        };
         let right = is_right();
-        self.record(key, right);
+        self.record(key, right, global_was_empty);
         Ok(right)
     }
 
-    fn admit(&self, key: Key) -> Result<Admit, Refused> {
+    /// Admits a guess and takes its tokens, or refuses it. Also says
+    /// whether the global bucket was empty.
+    fn admit(&self, key: Key) -> Result<(Admit, bool), Refused> {
         let l = &self.limits;
         let now = Instant::now();
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let record = state.addresses.get(&key).copied();
-        let tokens = record.map_or(l.burst, |r| r.wrong.tokens(now, l.burst, l.refill_per_sec));
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let mut record = state.addresses.get(&key).copied().unwrap_or(Record {
+            wrong: Bucket::full(l.burst, now),
+            wrong_at: None,
+            penalized: false,
+        });
+        let tokens = record.wrong.tokens(now, l.burst, l.refill_per_sec);
         if tokens < 1.0 {
             return Err(Refused(Bucket::wait(tokens, l.refill_per_sec)));
         }
         let global = state
             .global
             .tokens(now, l.global_burst, l.global_refill_per_sec);
-        if global >= 1.0 {
-            return Ok(Admit::Now);
-        }
-        // Guessing is spread over many addresses.
         let lately = |at: Option<Instant>, window: Duration| {
             at.is_some_and(|at| now.saturating_duration_since(at) < window)
         };
-        let guessed_lately = lately(record.and_then(|r| r.wrong_at), l.memory);
-        let trusted = lately(record.and_then(|r| r.right), l.trust);
-        if guessed_lately {
-            Err(Refused(Bucket::wait(global, l.global_refill_per_sec)))
-        } else if trusted {
-            Ok(Admit::Now)
+        let admit = if global >= 1.0 {
+            state.global = Bucket {
+                tokens: global - 1.0,
+                at: now,
+            };
+            Admit::Now
+        } else if lately(record.wrong_at, l.memory) {
+            // Guessing is spread over many addresses, this one among them.
+            return Err(Refused(Bucket::wait(global, l.global_refill_per_sec)));
+        } else if lately(state.trusted.get(&key).copied(), l.trust) {
+            Admit::Now
         } else {
-            Ok(Admit::After(l.penalty))
-        }
+            let network = key.network();
+            let in_network = state.penalized.get(&network).copied().unwrap_or(0);
+            if record.penalized
+                || in_network >= l.penalized_per_network
+                || state.penalized_total >= l.penalized_max
+            {
+                return Err(Refused(l.penalty));
+            }
+            state.penalized.insert(network, in_network + 1);
+            state.penalized_total += 1;
+            record.penalized = true;
+            Admit::Penalized(l.penalty)
+        };
+        record.wrong = Bucket {
+            tokens: tokens - 1.0,
+            at: now,
+        };
+        state.addresses.put(key, record);
+        Ok((admit, global < 1.0))
     }
 
-    fn record(&self, key: Key, right: bool) {
+    /// Settles an admitted guess: a right answer gives its tokens back and
+    /// trusts the address; a wrong one marks it as guessing.
+    fn record(&self, key: Key, right: bool, global_was_empty: bool) {
         let l = &self.limits;
         let now = Instant::now();
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut record = state.addresses.get(&key).copied().unwrap_or(Record {
-            wrong: Bucket::full(l.burst, now),
-            wrong_at: None,
-            right: None,
-        });
+        let mut guard = self.lock();
+        let state = &mut *guard;
         if right {
-            record.right = Some(now);
-        } else {
-            let global = state
-                .global
-                .tokens(now, l.global_burst, l.global_refill_per_sec);
-            let mut tokens = record.wrong.tokens(now, l.burst, l.refill_per_sec) - 1.0;
-            if global < 1.0 {
-                // One guess per address while the global bucket is empty.
-                tokens = tokens.min(0.0);
+            state.trusted.put(key, now);
+            if let Some(r) = state.addresses.get_mut(&key) {
+                let tokens = r.wrong.tokens(now, l.burst, l.refill_per_sec);
+                r.wrong = Bucket {
+                    tokens: (tokens + 1.0).min(l.burst),
+                    at: now,
+                };
             }
-            record.wrong = Bucket { tokens, at: now };
-            record.wrong_at = Some(now);
-            state.global = Bucket {
-                tokens: (global - 1.0).max(0.0),
+            if !global_was_empty {
+                let global = state
+                    .global
+                    .tokens(now, l.global_burst, l.global_refill_per_sec);
+                state.global = Bucket {
+                    tokens: (global + 1.0).min(l.global_burst),
+                    at: now,
+                };
+            }
+            return;
+        }
+        let record = state.addresses.get_or_insert_mut(key, || Record {
+            wrong: Bucket {
+                tokens: 0.0,
+                at: now,
+            },
+            wrong_at: None,
+            penalized: false,
+        });
+        record.wrong_at = Some(now);
+        if global_was_empty {
+            // One guess per address while the global bucket is empty.
+            let tokens = record.wrong.tokens(now, l.burst, l.refill_per_sec);
+            record.wrong = Bucket {
+                tokens: tokens.min(0.0),
                 at: now,
             };
         }
-        state.addresses.put(key, record);
     }
 
     /// Addresses tracked now.
     pub fn tracked(&self) -> usize {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .addresses
-            .len()
+        self.lock().addresses.len()
     }
 }
 
@@ -277,6 +392,7 @@ impl GuessLimiter {
 mod tests {
     use super::*;
     use std::net::Ipv6Addr;
+    use std::sync::Arc;
 
     fn v4(i: u32) -> Option<IpAddr> {
         Some(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)))
@@ -353,6 +469,80 @@ mod tests {
         // A fresh guesser gets one guess, then is refused.
         assert_eq!(guess(&l, v4(501), false).await, Ok(false));
         assert!(guess(&l, v4(501), false).await.is_err());
+    }
+
+    /// A limiter whose global bucket is empty and stays so.
+    async fn spent() -> GuessLimiter {
+        let l = GuessLimiter::new(GuessLimits {
+            global_burst: 1.0,
+            global_refill_per_sec: 1e-6,
+            tracked: 100,
+            ..GuessLimits::default()
+        });
+        assert_eq!(
+            guess(&l, Some("192.0.2.1".parse().unwrap()), false).await,
+            Ok(false)
+        );
+        l
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn guesses_sent_at_once_are_held_like_guesses_in_turn() {
+        let l = Arc::new(spent().await);
+        let address = Some("198.51.100.7".parse().unwrap());
+        let mut all = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let l = l.clone();
+            all.spawn(async move { l.check(address, || false).await });
+        }
+        let answers = all.join_all().await;
+        let compared = answers.iter().filter(|a| a.is_ok()).count();
+        assert_eq!(compared, 1, "one penalised guess at a time: {answers:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn addresses_rotated_in_one_network_share_its_penalised_places() {
+        let l = Arc::new(spent().await);
+        let mut all = tokio::task::JoinSet::new();
+        for i in 0..50u8 {
+            let l = l.clone();
+            let address = Some(IpAddr::from([203, 0, 113, i]));
+            all.spawn(async move { l.check(address, || false).await });
+        }
+        // A feeder on another network is not held up by them.
+        let feeder = Some("198.51.100.9".parse().unwrap());
+        assert_eq!(guess(&l, feeder, true).await, Ok(true));
+        let answers = all.join_all().await;
+        let compared = answers.iter().filter(|a| a.is_ok()).count();
+        assert_eq!(compared, 4, "{answers:?}");
+        // The same from IPv6 /64s rotated within one /48.
+        let mut all = tokio::task::JoinSet::new();
+        for i in 0..50u16 {
+            let l = l.clone();
+            let address = Some(IpAddr::from([0x2001, 0xdb8, 7, i, 0, 0, 0, 1]));
+            all.spawn(async move { l.check(address, || false).await });
+        }
+        let compared = all.join_all().await.iter().filter(|a| a.is_ok()).count();
+        assert_eq!(compared, 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_of_addresses_does_not_evict_the_trusted() {
+        let l = spent().await;
+        let member = Some("198.51.100.1".parse().unwrap());
+        assert_eq!(guess(&l, member, true).await, Ok(true));
+        for i in 0..1_000u32 {
+            let _ = guess(
+                &l,
+                Some(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i * 256))),
+                false,
+            )
+            .await;
+        }
+        assert!(l.tracked() <= 100);
+        let start = Instant::now();
+        assert_eq!(guess(&l, member, true).await, Ok(true));
+        assert_eq!(start.elapsed(), Duration::ZERO, "still trusted: no penalty");
     }
 
     #[test]

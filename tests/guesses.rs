@@ -26,6 +26,12 @@ fn address(i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(0x7f00_0000 + i))
 }
 
+/// Address `i` on a network (/24) of its own: 127.A.B.1.
+fn networked_address(i: usize) -> IpAddr {
+    let i = u32::try_from(i).expect("few addresses") + 256;
+    IpAddr::V4(Ipv4Addr::from(0x7f00_0001 + (i << 8)))
+}
+
 /// What a guess came to: compared (and wrong, or right), or refused.
 #[derive(Debug, Clone, PartialEq)]
 enum Answer {
@@ -166,13 +172,14 @@ fn a_guess_spread_over_many_addresses_is_bounded_and_the_feeder_still_gets_in() 
         ..ClusterConfig::default()
     });
     let url = cluster.balancer_url();
-    // 200 addresses, one wrong guess each: 100 use up the global burst, and
-    // the rest are compared only after a penalty.
+    // 200 addresses, each on a network of its own, one wrong guess each:
+    // 100 use up the global burst, and the rest are compared only after a
+    // penalty.
     let first = {
         let url = url.clone();
         many(0..200, move |i| {
             let url = url.clone();
-            async move { password_guess(&url, address(i), "wrong").await }
+            async move { password_guess(&url, networked_address(i), "wrong").await }
         })
     };
     assert_eq!(count(&first, |a| *a == Answer::Wrong), 200, "{first:?}");
@@ -182,13 +189,34 @@ fn a_guess_spread_over_many_addresses_is_bounded_and_the_feeder_still_gets_in() 
         let url = url.clone();
         many(0..200, move |i| {
             let url = url.clone();
-            async move { password_guess(&url, address(i), "wrong").await }
+            async move { password_guess(&url, networked_address(i), "wrong").await }
         })
     };
     let compared = count(&second, |a| *a == Answer::Wrong);
     assert!(
         compared <= 20,
         "{compared} of 200 second guesses were compared (the global refill is 5/s)"
+    );
+    // 200 fresh addresses rotated within one network (127.0.1.0/24): at
+    // most 4 penalised guesses of theirs at a time.
+    let rotated = {
+        let url = url.clone();
+        many(0..200, move |i| {
+            let url = url.clone();
+            async move { password_guess(&url, address(i), "wrong").await }
+        })
+    };
+    let compared = count(&rotated, |a| *a == Answer::Wrong);
+    assert!(
+        compared <= 30,
+        "{compared} of 200 guesses from one /24 were compared (4 at a time, each held 1 s)"
+    );
+    assert!(
+        rotated
+            .iter()
+            .all(|a| *a == Answer::Wrong
+                || matches!(a, Answer::Refused(m) if m.contains("retry in"))),
+        "{rotated:?}"
     );
     // A feeder at an address of its own gets in with the right password.
     let feeder = runtime().block_on(password_guess(&url, address(5_000), PASSWORD));

@@ -182,9 +182,13 @@ impl Frontends {
             tried.push(i);
             let backend = &self.backends[i];
             let attempt = backend.client.call_raw_with(body.clone(), &headers);
-            let result = match tokio::time::timeout(left.min(self.forward_timeout), attempt).await {
+            let allowed = left.min(self.forward_timeout);
+            // An attempt cut short by the call's deadline says nothing about
+            // the front-end's health.
+            let full_attempt = allowed == self.forward_timeout;
+            let result = match tokio::time::timeout(allowed, attempt).await {
                 Ok(result) => result,
-                Err(_) => Err(ClientError::Timeout(left.min(self.forward_timeout))),
+                Err(_) => Err(ClientError::Timeout(allowed)),
             };
             let code = result.as_ref().ok().and_then(|r| reply_fault_code(r));
             match result {
@@ -211,7 +215,7 @@ impl Frontends {
                     );
                     maybe_applied |= is_write && !e.is_connect();
                     debug!(url = %backend.url, error = %why, retry, "forward failed");
-                    if e.is_connect() || e.is_timeout() {
+                    if e.is_connect() || (e.is_timeout() && full_attempt) {
                         backend.set_healthy(false, &why);
                     }
                     last_error = Some(why);

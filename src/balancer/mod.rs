@@ -39,10 +39,12 @@ pub const DEFAULT_PORT: u16 = 8001;
 /// Default of [`BalancerConfig::probe_interval`], milliseconds.
 pub const DEFAULT_PROBE_INTERVAL_MS: u64 = 250;
 /// Default of [`BalancerConfig::forward_timeout`], milliseconds: longer
-/// than a front-end's own deadline on the db (2 s by default), so that a
-/// slow db makes the front-end answer (with a fault that says what it
-/// knows) before the balancer gives up on it.
-pub const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 2_500;
+/// than the most a front-end takes to answer, its deadline on the db (2 s
+/// by default) after the password's guess penalty (1 s, only while
+/// guesses are spread over many addresses), so that a slow db makes the
+/// front-end answer (with a fault that says what it knows) before the
+/// balancer gives up on it.
+pub const DEFAULT_FORWARD_TIMEOUT_MS: u64 = 3_500;
 /// Default of [`BalancerConfig::call_deadline`], milliseconds: room for a
 /// second attempt, and shorter than a client's own deadline (5 s for
 /// Podium's clients), so a client hears why before it gives up.
@@ -60,7 +62,7 @@ pub struct BalancerConfig {
     /// Default: the probe interval; at most four of them.
     pub probe_timeout: Duration,
     /// How long one attempt at a front-end may take before the call is
-    /// tried elsewhere. Default 2.5 s.
+    /// tried elsewhere. Default 3.5 s.
     pub forward_timeout: Duration,
     /// How long all attempts of one call may take together. Default 4.5 s.
     pub call_deadline: Duration,

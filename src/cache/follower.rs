@@ -187,7 +187,7 @@ impl<F: Feed> Follower<F> {
     ) -> Result<((String, i64), bool), FeedError> {
         let Some((epoch, after)) = position else {
             // Start from the db's latest version: nothing cached yet.
-            let start = within(0, self.feed.start()).await?;
+            let start = within(start_wait_ms(), self.feed.start()).await?;
             self.cache.clear();
             self.roster.send_replace(Some(Arc::new(start.roster)));
             self.listener.restarted(start.latest);
@@ -207,7 +207,7 @@ impl<F: Feed> Follower<F> {
             info!(old = %epoch, new = %batch.epoch, reset = batch.reset, "db restarted or feed gap: emptying the cache");
             self.cache.clear();
             // The roster may have changed with the restart.
-            let start = within(0, self.feed.start()).await?;
+            let start = within(start_wait_ms(), self.feed.start()).await?;
             self.roster.send_replace(Some(Arc::new(start.roster)));
             if batch.reset {
                 self.listener.restarted(batch.latest);
@@ -233,6 +233,14 @@ impl<F: Feed> Follower<F> {
 
 /// A call on the feed that the db holds up to `wait_ms`, with the deadline
 /// that hold plus [`FEED_SLACK`]: past it, the feed is silent.
+/// How long the start of the feed may wait beyond the slack: a new
+/// member's first call to the db may pay the cluster secret's guess
+/// penalty while someone is guessing it ([`crate::guesses`]).
+fn start_wait_ms() -> i64 {
+    let penalty = crate::guesses::GuessLimits::configured().penalty;
+    i64::try_from(penalty.as_millis()).unwrap_or(i64::MAX)
+}
+
 async fn within<T>(
     wait_ms: i64,
     call: impl Future<Output = Result<T, FeedError>>,

@@ -2,10 +2,14 @@
 //! owning a [`LogReader`] (a connection of its own), take reads from one
 //! bounded queue. A long read (a page of a busy key's history, a feed that
 //! reaches back past memory) then costs the writes nothing but CPU.
+//!
+//! History pages hold at most one thread at a time: a flood of them waits
+//! for that one, and a front-end's feed, which must answer within its
+//! deadline, always finds the other thread free.
 
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tracing::warn;
 
 use super::unavailable;
@@ -16,6 +20,8 @@ use crate::store::{Change, LogReader, Store, StoreError};
 /// front-end behind it, and not more, since the machine has few cores and
 /// the writer needs one.
 pub(crate) const READER_THREADS: usize = 2;
+/// Threads that history pages may hold at once.
+const HISTORY_THREADS: usize = READER_THREADS - 1;
 /// Reads queued at most; a full queue makes the caller wait (each read is
 /// held by a connection, which the server bounds). A few per thread.
 const QUEUE_DEPTH: usize = 64;
@@ -33,13 +39,20 @@ enum Read {
     },
 }
 
-type Job = (Read, oneshot::Sender<Result<Vec<Change>, StoreError>>);
+/// A read, where to send its result, and the history place it holds till
+/// it is done (released when the job is dropped, even if its caller left).
+type Job = (
+    Read,
+    oneshot::Sender<Result<Vec<Change>, StoreError>>,
+    Option<OwnedSemaphorePermit>,
+);
 
 /// The handle the db's methods read the log through. Cheap to clone; the
 /// threads end when the last handle is dropped.
 #[derive(Debug, Clone)]
 pub(crate) struct Readers {
     queue: mpsc::Sender<Job>,
+    history_places: Arc<Semaphore>,
 }
 
 impl Readers {
@@ -58,7 +71,10 @@ impl Readers {
                 .spawn(move || serve(reader, &rx))
                 .map_err(|e| StoreError::Corrupt(format!("cannot start a reader thread: {e}")))?;
         }
-        Ok(Readers { queue })
+        Ok(Readers {
+            queue,
+            history_places: Arc::new(Semaphore::new(HISTORY_THREADS)),
+        })
     }
 
     /// Up to `limit` changes after version `after`, oldest first.
@@ -70,7 +86,7 @@ impl Readers {
         after: i64,
         limit: usize,
     ) -> Result<Vec<Change>, Fault> {
-        self.read(Read::ChangesAfter { after, limit }).await
+        self.read(Read::ChangesAfter { after, limit }, None).await
     }
 
     /// The newest `limit` changes of `key` below version `before`, oldest
@@ -85,13 +101,24 @@ impl Readers {
         limit: usize,
     ) -> Result<Vec<Change>, Fault> {
         let key = key.to_owned();
-        self.read(Read::History { key, before, limit }).await
+        let place = self
+            .history_places
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| unavailable("the log readers stopped"))?;
+        self.read(Read::History { key, before, limit }, Some(place))
+            .await
     }
 
-    async fn read(&self, read: Read) -> Result<Vec<Change>, Fault> {
+    async fn read(
+        &self,
+        read: Read,
+        place: Option<OwnedSemaphorePermit>,
+    ) -> Result<Vec<Change>, Fault> {
         let (tx, rx) = oneshot::channel();
         self.queue
-            .send((read, tx))
+            .send((read, tx, place))
             .await
             .map_err(|_| unavailable("the log readers stopped"))?;
         rx.await
@@ -106,7 +133,7 @@ fn serve(mut reader: Box<dyn LogReader>, rx: &Mutex<mpsc::Receiver<Job>>) {
         // The lock is held while waiting, so one idle thread waits and the
         // others wait for it; it is let go before the read runs.
         let job = rx.lock().unwrap_or_else(|p| p.into_inner()).blocking_recv();
-        let Some((read, reply)) = job else {
+        let Some((read, reply, _place)) = job else {
             return;
         };
         let result = match read {
