@@ -15,7 +15,9 @@
 # issue 11 (podium-bench attack: slowloris, held bodies, multicall
 # amplification) against a fresh balancer and a fresh front-end, with a
 # legitimate client's latency during each and the servers' RSS during and
-# after (MiB).
+# after (MiB), and the scoreboard's server-sent events (issue 12: 1,000 and
+# 10,000 viewers through the balancer, and 2,000 straight to a front-end,
+# for its memory per viewer).
 #
 # Environment (all optional):
 #   BENCH_DURATION_SECS  measured seconds per load run (default 5)
@@ -27,7 +29,11 @@
 #   BENCH_SKIP_BUILD=1   use the binaries already built
 #   CARGO_TARGET_DIR     where cargo builds (default ./target)
 #   BENCH_SKIP_ATTACKS=1 leave out the attack runs
-# Total run time is about 3.5 minutes plus the build.
+#   BENCH_SSE_CLIENTS    viewers of the large SSE run (default 10000)
+#   BENCH_SSE_WRITES     writes per SSE run (default 20)
+#   BENCH_SSE_BALANCER_WORKERS  the SSE balancer's workers (default 2)
+#   BENCH_SKIP_SSE=1     leave out the SSE runs
+# Total run time is about 4.5 minutes plus the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -48,11 +54,14 @@ for b in podium-db podium-frontend podium-balancer podium-bench; do
   [ -x "$bin/$b" ] || { echo "missing $bin/$b: build first" >&2; exit 1; }
 done
 
-# 1,000 subscribers hold 2,000 sockets in the load generator and 1,000 in
-# the front-end: raise the soft descriptor limit where the hard one allows.
-if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 8192 ]; then
+# 10,000 push subscribers or SSE viewers hold 10,000 sockets in the load
+# generator and as many in the server: raise the soft descriptor limit to
+# 20,000, or to the hard limit where that is lower (the servers raise their
+# own at start; the SSE runs need BENCH_SSE_CLIENTS + a few hundred).
+want_fds=20000
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fds" ]; then
   hard=$(ulimit -Hn)
-  if [ "$hard" = unlimited ] || [ "$hard" -ge 8192 ]; then ulimit -n 8192; else ulimit -n "$hard"; fi
+  if [ "$hard" = unlimited ] || [ "$hard" -ge "$want_fds" ]; then ulimit -n "$want_fds"; else ulimit -n "$hard"; fi
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/podium-bench.XXXXXX")
@@ -288,6 +297,36 @@ wait_ready "$push_lb"
 bench push10k_kill fanout --url "$push_lb" --subscribers 10000 --writes 10 --timeout-ms 10000 \
   --kill-pid "$push_fe1_pid" --kill-after 3
 
+# The scoreboard's event stream (issue 12): a cluster of its own, its
+# balancer and front-ends allowed 12,000 streams (the default is 4,096).
+# Viewers come from 16 loopback addresses, so the default per-address cap
+# (1,024) holds. The balancer fans one upstream stream out to its viewers,
+# so the front-ends' memory per viewer is measured with viewers of their own.
+# The balancer gets two workers (BENCH_SSE_BALANCER_WORKERS): a change is
+# 10,000 socket writes there, mostly kernel time on loopback, and with one
+# worker they take one core's turn while the write's own reply, relayed by
+# the same balancer, queues behind them.
+if [ -z "${BENCH_SKIP_SSE:-}" ]; then
+  sse_clients=${BENCH_SSE_CLIENTS:-10000}
+  sse_writes=${BENCH_SSE_WRITES:-20}
+  start sse_db "$bin/podium-db" --port 0 --db-file "$work/sse.db"
+  sse_db=$url
+  start sse_fe1 "$bin/podium-frontend" --uid 1 --port 0 --db "$sse_db" --cache push --max-streams 12000
+  sse_fe1=$url; sse_fe1_pid=$last_pid
+  start sse_fe2 "$bin/podium-frontend" --uid 2 --port 0 --db "$sse_db" --cache push --max-streams 12000
+  sse_fe2=$url; sse_fe2_pid=$last_pid
+  start sse_lb "$bin/podium-balancer" --port 0 --frontend "$sse_fe1" --frontend "$sse_fe2" --max-streams 12000 \
+    --workers "${BENCH_SSE_BALANCER_WORKERS:-2}"
+  sse_lb=$url; sse_lb_pid=$last_pid
+  wait_ready "$sse_lb"
+  sse_pids=(--pid "balancer=$sse_lb_pid" --pid "fe1=$sse_fe1_pid" --pid "fe2=$sse_fe2_pid")
+  # The large run first, on fresh processes: memory a run frees stays
+  # with the process and would hide the next run's growth.
+  bench sse_big sse --url "$sse_lb" --clients "$sse_clients" --writes "$sse_writes" --timeout-ms 20000 "${sse_pids[@]}"
+  bench sse1k sse --url "$sse_lb" --clients 1000 --writes "$sse_writes" "${sse_pids[@]}"
+  bench sse_fe sse --url "$sse_fe1" --clients 2000 --writes "$sse_writes" --pid "fe1=$sse_fe1_pid"
+fi
+
 # Attacks (issue 11), each with a legitimate client alongside: a fresh
 # balancer over the same front-ends and a fresh front-end, so that their
 # memory is measured from a clean start. After each attack the RSS is
@@ -394,6 +433,28 @@ echo
 row "workers (64 conns req/s | 1 conn p50 ms)" "--workers 1" "--workers 2" "faster at 64 conns"
 row "  front-end (push), direct" "$(calc "sprintf(\"%.0f | %.3f\", $(get fe_w1_64 rps), $(get fe_w1_1 p50_ms))")" "$(calc "sprintf(\"%.0f | %.3f\", $(get fe_w2_64 rps), $(get fe_w2_1 p50_ms))")" "$(faster "$(get fe_w1_64 rps)" "$(get fe_w2_64 rps)")"
 row "  balancer (front-ends at --workers 1)" "$(calc "sprintf(\"%.0f | %.3f\", $(get bal_w1_64 rps), $(get bal_w1_1 p50_ms))")" "$(calc "sprintf(\"%.0f | %.3f\", $(get bal_w2_64 rps), $(get bal_w2_1 p50_ms))")" "$(faster "$(get bal_w1_64 rps)" "$(get bal_w2_64 rps)")"
+if [ -n "$(get sse1k clients)" ]; then
+  echo
+  srow() { printf '%-46s %-58s %-30s %s\n' "$@"; }
+  sse_row() { # LABEL DESCRIPTION
+    local p99 lost rep
+    p99=$(get "$1" p99_ms); lost=$(get "$1" lost); rep=$(get "$1" repeated)
+    srow "$2" "$(calc "sprintf(\"ack->receipt p50 %.1f, p99 %.1f ms (sent->receipt p99 %.1f)\", $(get "$1" p50_ms), $p99, $(get "$1" sent_p99_ms))"), lost $lost, dup $rep" "p99 <= 100 ms, lost 0, dup 0" "$(verdict "$p99 <= 100 && $lost == 0 && $rep == 0")"
+  }
+  mem_row() { # LABEL NAME DESCRIPTION
+    local kib
+    kib=$(get "$1" "mem_$2_kib")
+    srow "$3" "$(calc "sprintf(\"%.2f KiB per viewer\", $kib)")" "<= 32 KiB per connection" "$(verdict "$kib <= 32")"
+  }
+  srow "server-sent events" "result" "target" "verdict"
+  srow "------------------" "------" "------" "-------"
+  sse_row sse1k "SSE via balancer, 1,000 viewers"
+  sse_row sse_big "SSE via balancer, $(get sse_big clients) viewers ($(get sse_big ready) in)"
+  mem_row sse_big balancer "  balancer memory, $(get sse_big clients) viewers"
+  srow "  front-ends' memory (one upstream each)" "$(calc "sprintf(\"fe1 %.3f, fe2 %.3f KiB per viewer\", $(get sse_big mem_fe1_kib), $(get sse_big mem_fe2_kib))")" "" ""
+  sse_row sse_fe "SSE straight to a front-end, 2,000 viewers"
+  mem_row sse_fe fe1 "  front-end memory, 2,000 viewers of its own"
+fi
 if [ -n "$(get atk_slowloris ok)" ]; then
   echo
   arow() { printf '%-46s %-58s %-26s %s\n' "$@"; }

@@ -49,3 +49,4 @@ pub mod secret;
 pub mod shutdown;
 pub mod store;
 pub mod tablet;
+pub mod web;

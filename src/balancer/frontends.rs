@@ -273,6 +273,35 @@ impl Frontends {
     }
 }
 
+/// What the web relay (`balancer::web`) needs of the front-ends: it picks
+/// one as the others do, and calls it outside the XML-RPC forward.
+impl Frontends {
+    /// A healthy front-end at random, not one of `tried`.
+    pub(crate) fn pick_healthy(&self, tried: &[usize]) -> Option<usize> {
+        self.pick(tried)
+    }
+
+    /// Whether front-end `i` is healthy now.
+    pub(crate) fn is_healthy(&self, i: usize) -> bool {
+        self.backends
+            .get(i)
+            .is_some_and(|b| b.healthy.load(Ordering::Acquire))
+    }
+
+    /// Front-end `i`'s URL and client (its call timeout bounds the wait
+    /// for a reply's head).
+    pub(crate) fn backend(&self, i: usize) -> Option<(&str, &Client)> {
+        self.backends.get(i).map(|b| (b.url.as_str(), &b.client))
+    }
+
+    /// Front-end `i` could not be reached.
+    pub(crate) fn eject(&self, i: usize, why: &str) {
+        if let Some(b) = self.backends.get(i) {
+            b.set_healthy(false, why);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,9 @@
 //!   forward with its retries;
 //! - `relay`: the balancer's handler, which passes a call in
 //!   the plain spelling every client sends on as its bytes (reading only its
-//!   method name, with [`peek_method_name`]) and parses anything else.
+//!   method name, with [`peek_method_name`]) and parses anything else;
+//! - `web`: the scoreboard page, relayed from a front-end, and its events,
+//!   fanned out from one upstream stream to every viewer.
 //!
 //! A call whose forward fails to connect, breaks or times out is retried on
 //! another front-end; writes too, because every write carries a request id
@@ -16,6 +18,7 @@
 mod frontends;
 mod peek;
 mod relay;
+mod web;
 
 use std::time::Duration;
 
@@ -25,6 +28,7 @@ use tracing::info;
 use crate::rpc::{Client, ClientConfig, ServerConfig};
 use crate::secret::Secret;
 use crate::shutdown::{Shutdown, Tasks};
+use crate::web::{Hub as WebHub, HubConfig as WebHubConfig, WhenLost};
 use frontends::Frontends;
 
 pub use frontends::choose;
@@ -123,10 +127,19 @@ pub async fn run(
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     let tasks = Tasks::new(shutdown.clone());
     tasks.spawn_until_shutdown(frontends.clone().probe_loop(config.probe_interval));
+    // Keeps its viewers while it finds another front-end to follow.
+    let hub = WebHub::new(WebHubConfig::new(WhenLost::Tell));
+    tasks.spawn(hub.clone().run(shutdown.clone()));
+    tasks.spawn(web::follow(
+        frontends.clone(),
+        hub.clone(),
+        shutdown.clone(),
+    ));
     info!(frontends = ?config.frontends, "balancer starting");
-    let result = crate::rpc::serve(
+    let result = crate::rpc::serve_with_routes(
         listener,
-        relay::Relay::new(frontends),
+        relay::Relay::new(frontends.clone()),
+        web::WebRoutes::new(frontends, hub),
         config.server,
         shutdown.triggered(),
     )

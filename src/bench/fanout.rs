@@ -324,18 +324,19 @@ async fn measure(
 }
 
 /// One write through `writer`, with a request id of its own, retried (the
-/// id makes a retry apply once) when a front-end died under it.
-async fn write(
+/// id makes a retry apply once) when a front-end died under it; the
+/// version it got.
+pub(super) async fn write(
     writer: &crate::api::Client,
     event: &str,
     score: &str,
     password: &str,
-) -> Result<(), ClientError> {
+) -> Result<i64, ClientError> {
     let id = crate::cluster::new_request_id("bench");
     let mut attempt = 1;
     loop {
         match writer.set_score(event, score, password, Some(&id)).await {
-            Ok(_) => return Ok(()),
+            Ok(ack) => return Ok(ack.version),
             Err(e)
                 if attempt < WRITE_ATTEMPTS
                     && e.fault()

@@ -8,6 +8,9 @@
 //!   writes; the time from each write's acknowledgement to each push;
 //! - `staleness` ([`StalenessConfig`]): write through front-end A, poll
 //!   front-end B until it serves the new value;
+//! - `sse` ([`SseConfig`]): N simulated browsers follow `/events`, then M
+//!   writes; ack-to-receipt latency, lost and repeated changes, and the
+//!   servers' memory per viewer;
 //! - `attack` ([`AttackConfig`]): a legitimate client's latency while
 //!   slowloris sockets, held bodies or amplifying multicalls hit the
 //!   target, and the servers' memory during and after.
@@ -24,8 +27,10 @@ mod attack;
 mod fanout;
 mod load;
 mod samples;
+mod sse;
 mod staleness;
 mod tablets;
+mod viewers;
 
 use std::fmt;
 use std::time::Duration;
@@ -38,6 +43,7 @@ use crate::secret::Secret;
 pub use attack::{AttackConfig, AttackKind, AttackReport};
 pub use fanout::{FanoutConfig, FanoutReport};
 pub use load::{LoadConfig, LoadReport, WriteKind};
+pub use sse::{SseConfig, SseReport};
 pub use staleness::{StalenessConfig, StalenessReport};
 
 /// The event written and followed unless a flag says otherwise.
@@ -118,6 +124,10 @@ pub enum Scenario {
     /// Cross-front-end staleness: write through A, poll B until it serves
     /// the new value; latency from the acknowledgement to the fresh read.
     Staleness(StalenessConfig),
+    /// Server-sent events: N simulated browsers follow /events, then M
+    /// writes; latency from each write's acknowledgement to each viewer,
+    /// lost and repeated changes, and each --pid's memory per viewer.
+    Sse(SseConfig),
     /// A legitimate client's latency while an attack (slowloris, held
     /// bodies, multicall amplification) hits the target, and each --pid's
     /// memory during and after.
@@ -130,7 +140,10 @@ impl Scenario {
         match self {
             Scenario::Reads(_) | Scenario::Attack(_) => false,
             Scenario::Mix { write_percent, .. } => *write_percent > 0,
-            Scenario::Writes { .. } | Scenario::Fanout(_) | Scenario::Staleness(_) => true,
+            Scenario::Writes { .. }
+            | Scenario::Fanout(_)
+            | Scenario::Staleness(_)
+            | Scenario::Sse(_) => true,
         }
     }
 
@@ -168,6 +181,7 @@ impl Scenario {
             Scenario::Staleness(config) => {
                 Report::Staleness(staleness::run(label, &config, &password()?).await?)
             }
+            Scenario::Sse(config) => Report::Sse(sse::run(label, &config, &password()?).await?),
             Scenario::Attack(config) => Report::Attack(attack::run(label, &config).await?),
         })
     }
@@ -180,6 +194,7 @@ pub enum Report {
     Load(LoadReport),
     Fanout(FanoutReport),
     Staleness(StalenessReport),
+    Sse(SseReport),
     Attack(AttackReport),
 }
 
@@ -204,6 +219,7 @@ impl fmt::Display for Report {
             Report::Load(r) => r.fmt(f),
             Report::Fanout(r) => r.fmt(f),
             Report::Staleness(r) => r.fmt(f),
+            Report::Sse(r) => r.fmt(f),
             Report::Attack(r) => r.fmt(f),
         }
     }

@@ -38,10 +38,12 @@
 
 mod follower;
 mod freshness;
+mod listeners;
 mod versioned;
 
 pub(crate) use follower::{apply_to_roster, FeedListener, Follower, FollowerConfig, LONG_POLL_MS};
 pub(crate) use freshness::{Freshness, FEED_SLACK};
+pub(crate) use listeners::Listeners;
 pub(crate) use versioned::{Cache, Cached, TABLE_KEY};
 
 /// How the cache learns about changes.

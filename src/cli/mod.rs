@@ -180,6 +180,14 @@ pub struct ServerArgs {
     /// and with all of them busy a new one gets 503.
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_CONNECTIONS_PER_IP)]
     pub max_connections_per_ip: usize,
+    /// Event streams (the scoreboard's /events) open at once, counted apart
+    /// from --max-connections and never closed to make room; past it a new
+    /// one gets 503.
+    #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_STREAMS)]
+    pub max_streams: usize,
+    /// Event streams open at once from one client address (IPv6: one /64).
+    #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_STREAMS_PER_IP)]
+    pub max_streams_per_ip: usize,
     /// Milliseconds allowed for a request's headers, for an idle keep-alive
     /// connection, and for a TLS handshake.
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_HEADER_READ_TIMEOUT_MS)]
@@ -254,6 +262,8 @@ impl ServerArgs {
             max_body_bytes: self.max_body_bytes,
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
+            max_streams: self.max_streams,
+            max_streams_per_ip: self.max_streams_per_ip,
             header_read_timeout: std::time::Duration::from_millis(self.header_timeout_ms),
             body_read_timeout: std::time::Duration::from_millis(self.body_timeout_ms),
             max_body_budget_bytes: self.max_body_budget_bytes,

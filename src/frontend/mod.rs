@@ -9,10 +9,12 @@
 //!   db, with request ids);
 //! - `password`: the feeder password's gate;
 //! - `subscriptions`: push subscriptions as callers make them (the push
-//!   itself is [`crate::push`]).
+//!   itself is [`crate::push`]);
+//! - `web`: the scoreboard page's event stream, fed by the change feed
+//!   (the page and the stream are [`crate::web`]).
 //!
-//! One change-feed follower ([`crate::cache`]) drives both cache coherence
-//! and push.
+//! One change-feed follower ([`crate::cache`]) drives cache coherence,
+//! push and the page's stream.
 
 mod config;
 pub mod flags;
@@ -20,6 +22,7 @@ mod handlers;
 mod password;
 mod reads;
 mod subscriptions;
+mod web;
 mod writes;
 
 use std::sync::Arc;
@@ -30,8 +33,8 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::cache::{
-    Cache, CacheMode as Mode, FeedListener, Follower, FollowerConfig, Freshness, FEED_SLACK,
-    LONG_POLL_MS,
+    Cache, CacheMode as Mode, FeedListener, Follower, FollowerConfig, Freshness, Listeners,
+    FEED_SLACK, LONG_POLL_MS,
 };
 use crate::clock::ClusterClock;
 use crate::cluster::{member_client_config, Envelope};
@@ -42,6 +45,8 @@ use crate::push::{Hub, HubConfig};
 use crate::rpc::{Client, Methods};
 use crate::scoreboard::Roster;
 use crate::shutdown::{Shutdown, Tasks};
+use crate::web::routes::PageRoutes;
+use crate::web::{Hub as WebHub, HubConfig as WebHubConfig, WhenLost};
 use password::PasswordGate;
 
 pub use crate::cache::CacheMode;
@@ -116,6 +121,12 @@ pub async fn run(
         },
     )?;
     let roster_tx = Arc::new(watch::channel(None).0);
+    // Ends its viewers' streams when the feed is lost: their browsers
+    // reconnect (through the balancer) to a front-end that has it.
+    let web = WebHub::new(WebHubConfig::new(WhenLost::EndStreams));
+    tasks.spawn(web.clone().run(shutdown.clone()));
+    let web_feed = web::WebFeed::new(web.clone(), db.clone(), roster_tx.clone(), tasks.clone());
+    let listeners: Vec<Arc<dyn FeedListener>> = vec![Arc::new(push.clone()), Arc::new(web_feed)];
     let follower_config = FollowerConfig {
         mode: config.cache_mode,
         pull_interval: config.pull_interval,
@@ -125,7 +136,7 @@ pub async fn run(
         feed,
         cache.clone(),
         roster_tx.clone(),
-        Arc::new(push.clone()),
+        Arc::new(Listeners(listeners)),
         freshness.clone(),
         follower_config,
     );
@@ -153,7 +164,14 @@ pub async fn run(
         Some(config.cluster_secret.clone()),
         Some(config.vclock.clone()),
     );
-    let result = crate::rpc::serve(listener, envelope, config.server, shutdown.triggered()).await;
+    let result = crate::rpc::serve_with_routes(
+        listener,
+        envelope,
+        PageRoutes::new(web),
+        config.server,
+        shutdown.triggered(),
+    )
+    .await;
     tasks.stop(TASKS_GRACE).await;
     result
 }

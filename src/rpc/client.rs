@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{Empty, Full};
+use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::{Request, StatusCode, Uri};
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
 
 use super::codec::{self, EncodeError, Limits, ParseError};
 use super::fault::Fault;
@@ -291,6 +293,72 @@ impl Client {
         }
     }
 
+    /// The configured headers, then `extra`, then the hook's.
+    fn add_headers(&self, to: &mut HeaderMap, extra: &[(&'static str, HeaderValue)]) {
+        for (name, value) in &self.config.headers {
+            to.insert(name, value.clone());
+        }
+        for (name, value) in extra {
+            to.insert(*name, value.clone());
+        }
+        if let Some(hook) = &self.config.hook {
+            hook.on_send(to);
+        }
+    }
+
+    /// Sends `GET target` (a path and query on this client's server) on a
+    /// connection of its own, outside the pool, and returns the reply once
+    /// its head has arrived, with its body still to come: a page to relay
+    /// as it arrives, a stream of events to follow. The head must come
+    /// within the call timeout; the body has no deadline (the caller bounds
+    /// it), and the connection closes when the body ends or is dropped.
+    /// Any status is returned; the hook sees the request, not the reply.
+    ///
+    /// # Errors
+    /// A target that is not a path, or a failure to connect or to get the
+    /// reply's head in time.
+    pub async fn get(
+        &self,
+        target: &str,
+        headers: &[(&'static str, HeaderValue)],
+    ) -> Result<Response<Incoming>, ClientError> {
+        let uri: Uri = target
+            .parse()
+            .map_err(|_| ClientError::Url(target.to_owned()))?;
+        let mut req = Request::get(uri)
+            .header(header::HOST, self.host.clone())
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        self.add_headers(req.headers_mut(), headers);
+        let endpoint = self.pool.endpoint();
+        let connect = self.config.connect_timeout;
+        let exchange = async {
+            let stream = tokio::time::timeout(connect, endpoint.connect())
+                .await
+                .map_err(|_| ClientError::Connect(format!("no connection within {connect:?}")))?
+                .map_err(|e| match e {
+                    PoolError::Tls(e) => ClientError::Tls(e),
+                    other => ClientError::Connect(other.to_string()),
+                })?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| ClientError::Connect(e.to_string()))?;
+            // The connection's own task: it ends with the reply's body
+            // (read to its end, or dropped).
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            sender
+                .send_request(req)
+                .await
+                .map_err(|e| ClientError::Transport(e.to_string()))
+        };
+        let timeout = self.config.timeout;
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))?
+    }
+
     async fn post(
         &self,
         body: Bytes,
@@ -305,15 +373,7 @@ impl Client {
             req.headers_mut()
                 .insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        for (name, value) in &self.config.headers {
-            req.headers_mut().insert(name, value.clone());
-        }
-        for (name, value) in headers {
-            req.headers_mut().insert(*name, value.clone());
-        }
-        if let Some(hook) = &self.config.hook {
-            hook.on_send(req.headers_mut());
-        }
+        self.add_headers(req.headers_mut(), headers);
         let max = self.config.max_response_bytes;
         let (resp, body) = self.pool.send(req, max).await.map_err(|e| match e {
             PoolError::Connect(e) => ClientError::Connect(e),

@@ -33,10 +33,14 @@ use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::route::StreamRefused;
+
 /// A slot's state: shed by the registry (closing now).
 const SHED: u64 = 0;
 /// A slot's state: a request is being read or answered.
 const BUSY: u64 = u64::MAX;
+/// A slot's state: the connection carries a stream until it closes.
+const STREAM: u64 = u64::MAX - 1;
 /// Set in a waiting slot's state once the connection has completed a
 /// request: idle keep-alive connections sort after all the others.
 const IDLE: u64 = 1 << 62;
@@ -54,6 +58,8 @@ pub(crate) struct Registry {
 struct Inner {
     max_connections: usize,
     max_per_client: usize,
+    max_streams: usize,
+    max_streams_per_client: usize,
     /// Origin of the waiting-since timestamps.
     epoch: Instant,
     open: Mutex<Open>,
@@ -68,8 +74,13 @@ struct Inner {
 #[derive(Debug, Default)]
 struct Open {
     next_id: u64,
+    /// Every connection, streams included.
     slots: HashMap<u64, Arc<Slot>>,
+    /// Connections that are not streams, per client.
     per_client: HashMap<IpAddr, usize>,
+    /// Slots that are streams.
+    streams: usize,
+    streams_per_client: HashMap<IpAddr, usize>,
 }
 
 #[derive(Debug)]
@@ -106,12 +117,21 @@ fn client_key(ip: IpAddr) -> IpAddr {
 
 impl Registry {
     /// A registry that admits at most `max_connections` connections, and at
-    /// most `max_per_client` from one client address (both at least 1).
-    pub(crate) fn new(max_connections: usize, max_per_client: usize) -> Registry {
+    /// most `max_per_client` from one client address (both at least 1), and
+    /// lets at most `max_streams` of them be streams, `max_streams_per_client`
+    /// from one address (zero: none).
+    pub(crate) fn new(
+        max_connections: usize,
+        max_per_client: usize,
+        max_streams: usize,
+        max_streams_per_client: usize,
+    ) -> Registry {
         Registry {
             inner: Arc::new(Inner {
                 max_connections: max_connections.max(1),
                 max_per_client: max_per_client.max(1),
+                max_streams,
+                max_streams_per_client,
                 epoch: Instant::now(),
                 open: Mutex::new(Open::default()),
                 changed: Notify::new(),
@@ -151,7 +171,9 @@ impl Registry {
         {
             return Err(Refused::ClientFull);
         }
-        if open.slots.len() >= self.inner.max_connections && !self.shed_oldest(&mut open, None) {
+        if open.slots.len() - open.streams >= self.inner.max_connections
+            && !self.shed_oldest(&mut open, None)
+        {
             return Err(Refused::Full);
         }
         let id = open.next_id;
@@ -185,7 +207,7 @@ impl Registry {
                 .filter(|(_, s)| client.is_none_or(|c| s.client == c))
                 .filter_map(|(id, s)| {
                     let state = s.state.load(Ordering::Acquire);
-                    (state != BUSY && state != SHED).then_some((state, *id))
+                    (state != BUSY && state != SHED && state != STREAM).then_some((state, *id))
                 })
                 .min();
             let Some((since, id)) = oldest else {
@@ -229,19 +251,34 @@ impl Registry {
         self.inner.close_all.cancel();
     }
 
-    /// Connections admitted and not closed yet.
+    /// Connections admitted and not closed yet, streams included.
     pub(crate) fn len(&self) -> usize {
         self.lock().slots.len()
     }
 
+    /// Streams open now.
+    pub(crate) fn streams(&self) -> usize {
+        self.lock().streams
+    }
+
     fn remove(open: &mut Open, id: u64) {
         if let Some(slot) = open.slots.remove(&id) {
-            if let Some(n) = open.per_client.get_mut(&slot.client) {
-                *n -= 1;
-                if *n == 0 {
-                    open.per_client.remove(&slot.client);
-                }
+            if slot.state.load(Ordering::Acquire) == STREAM {
+                open.streams -= 1;
+                decrement(&mut open.streams_per_client, slot.client);
+            } else {
+                decrement(&mut open.per_client, slot.client);
             }
+        }
+    }
+}
+
+/// One less of `client` in `counts`, dropping the entry at zero.
+fn decrement(counts: &mut HashMap<IpAddr, usize>, client: IpAddr) {
+    if let Some(n) = counts.get_mut(&client) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&client);
         }
     }
 }
@@ -302,6 +339,47 @@ impl Conn {
 }
 
 impl Conn {
+    /// Makes this busy connection a stream, for as long as it stays open:
+    /// never shed, and counted under the stream caps instead of the
+    /// connection caps (see the module doc).
+    ///
+    /// # Errors
+    /// At a stream cap, or when the connection was shed meanwhile.
+    pub(crate) fn become_stream(&self) -> Result<(), StreamRefused> {
+        let inner = &self.registry.inner;
+        let mut open = self.registry.lock();
+        let client = self.slot.client;
+        if open.streams >= inner.max_streams {
+            return Err(StreamRefused::Full);
+        }
+        let of_client = open.streams_per_client.get(&client).copied().unwrap_or(0);
+        if of_client >= inner.max_streams_per_client {
+            return Err(StreamRefused::ClientFull);
+        }
+        // Under the lock, so that a removal counts it where it is.
+        self.slot
+            .state
+            .compare_exchange(BUSY, STREAM, Ordering::AcqRel, Ordering::Acquire)
+            .map_err(|_| StreamRefused::Closing)?;
+        open.streams += 1;
+        *open.streams_per_client.entry(client).or_insert(0) += 1;
+        decrement(&mut open.per_client, client);
+        drop(open);
+        // Its place under the connection caps is free now.
+        inner.changed.notify_waiters();
+        Ok(())
+    }
+
+    /// True once [`Conn::become_stream`] made it a stream.
+    pub(crate) fn is_stream(&self) -> bool {
+        self.slot.state.load(Ordering::Acquire) == STREAM
+    }
+
+    /// What closes this connection at once when cancelled.
+    pub(crate) fn close_token(&self) -> CancellationToken {
+        self.slot.close.clone()
+    }
+
     /// Marks a busy connection as waiting (as one never answered, since
     /// now) until the returned guard is dropped: for a request stalled on
     /// the body budget, so that a new connection may shed it rather than a
@@ -379,7 +457,7 @@ mod tests {
 
     #[test]
     fn at_the_cap_the_longest_waiting_connection_is_shed() {
-        let r = Registry::new(3, 10);
+        let r = Registry::new(3, 10, 0, 0);
         let a = r.admit(ip("10.0.0.1")).unwrap();
         let b = r.admit(ip("10.0.0.2")).unwrap();
         let c = r.admit(ip("10.0.0.3")).unwrap();
@@ -396,7 +474,7 @@ mod tests {
 
     #[test]
     fn a_connection_never_answered_goes_before_an_idle_keep_alive_one() {
-        let r = Registry::new(3, 10);
+        let r = Registry::new(3, 10, 0, 0);
         let served = r.admit(ip("10.0.0.1")).unwrap();
         drop(served.conn().busy().unwrap());
         // Connected after the other was answered, and silent since.
@@ -413,7 +491,7 @@ mod tests {
 
     #[test]
     fn when_all_are_busy_the_new_one_is_refused() {
-        let r = Registry::new(1, 10);
+        let r = Registry::new(1, 10, 0, 0);
         let a = r.admit(ip("10.0.0.1")).unwrap();
         let busy = a.conn().busy().unwrap();
         assert_eq!(r.admit(ip("10.0.0.2")).unwrap_err(), Refused::Full);
@@ -424,7 +502,7 @@ mod tests {
 
     #[test]
     fn the_per_client_cap_sheds_only_that_clients_connections() {
-        let r = Registry::new(10, 2);
+        let r = Registry::new(10, 2, 0, 0);
         let other = r.admit(ip("10.0.0.9")).unwrap();
         let a1 = r.admit(ip("10.0.0.1")).unwrap();
         let a2 = r.admit(ip("10.0.0.1")).unwrap();
@@ -442,7 +520,7 @@ mod tests {
 
     #[test]
     fn a_request_stalled_on_the_budget_may_be_shed_before_an_idle_connection() {
-        let r = Registry::new(2, 10);
+        let r = Registry::new(2, 10, 0, 0);
         let idle = r.admit(ip("10.0.0.1")).unwrap();
         drop(idle.conn().busy().unwrap());
         let stalled = r.admit(ip("10.0.0.2")).unwrap();
@@ -464,6 +542,37 @@ mod tests {
     }
 
     #[test]
+    fn streams_are_never_shed_and_count_under_their_own_caps() {
+        let r = Registry::new(2, 2, 2, 1);
+        let a = r.admit(ip("10.0.0.1")).unwrap();
+        let _a_busy = a.conn().busy().unwrap();
+        a.conn().become_stream().unwrap();
+        // Its own address may carry no second stream...
+        let b = r.admit(ip("10.0.0.1")).unwrap();
+        let _b_busy = b.conn().busy().unwrap();
+        assert_eq!(b.conn().become_stream(), Err(StreamRefused::ClientFull));
+        // ...and the stream leaves the connection caps: two more fit.
+        let c = r.admit(ip("10.0.0.2")).unwrap();
+        let _c_busy = c.conn().busy().unwrap();
+        c.conn().become_stream().unwrap();
+        let d = r.admit(ip("10.0.0.3")).unwrap();
+        let _d_busy = d.conn().busy().unwrap();
+        assert_eq!(d.conn().become_stream(), Err(StreamRefused::Full));
+        assert_eq!(r.streams(), 2);
+        // At the connection cap with every connection busy, no stream is shed.
+        assert_eq!(r.admit(ip("10.0.0.4")).unwrap_err(), Refused::Full);
+        assert_eq!(r.shed_waiting(), 0);
+        assert!(!is_closed(&a) && !is_closed(&c));
+        // A stream's end frees its place.
+        drop(c);
+        assert_eq!(r.streams(), 1);
+        drop(_d_busy);
+        let e = r.admit(ip("10.0.0.5")).unwrap();
+        let _e_busy = e.conn().busy().unwrap();
+        e.conn().become_stream().unwrap();
+    }
+
+    #[test]
     fn ipv6_clients_are_grouped_by_their_64() {
         assert_eq!(client_key(ip("2001:db8::1")), client_key(ip("2001:db8::2")));
         assert_ne!(
@@ -475,7 +584,7 @@ mod tests {
 
     #[test]
     fn shutdown_sheds_the_waiting_and_closes_the_rest() {
-        let r = Registry::new(10, 10);
+        let r = Registry::new(10, 10, 0, 0);
         let a = r.admit(ip("10.0.0.1")).unwrap();
         let b = r.admit(ip("10.0.0.1")).unwrap();
         let _busy = b.conn().busy().unwrap();

@@ -3,11 +3,14 @@
 //! reads each request under size, time and memory limits, hands it to a
 //! [`Handler`] (usually [`Methods`](super::Methods)), caps the size of the
 //! reply, and shuts down gracefully. With a TLS config the port serves
-//! HTTPS only.
+//! HTTPS only. Requests other than calls go to the server's
+//! [`Routes`], if it has any (a page, a stream of
+//! events), under the same limits.
 //!
 //! Every connection is a task owned by the server: at shutdown, waiting
 //! connections are closed at once, busy ones finish their request within
-//! the grace period, and whatever is left then is closed.
+//! the grace period, and whatever is left then is closed. Streams end at
+//! once.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -17,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
@@ -35,140 +38,49 @@ use super::budget::BodyBudget;
 use super::codec;
 use super::connections::{Conn, Refused, Registry, Ticket};
 use super::fault::Fault;
-use super::http::{accepts_gzip, gunzip, gzip, read_body, BodyError};
+use super::http::{accepts_gzip, gunzip, read_body, BodyError};
+use super::replies::{busy, closing, plain, raw_reply, xml_reply, HttpReply};
+use super::route::{NoRoutes, RouteBody, RouteRequest, Routes};
 use super::tls::Stream;
 use super::{CallContext, Handler, Request as RpcRequest};
 
 pub use super::budget::FREE_BODY_BYTES;
+pub use super::config::{
+    ServerConfig, DEFAULT_BODY_BUDGET_WAIT_MS, DEFAULT_BODY_READ_TIMEOUT_MS,
+    DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_MAX_BODY_BUDGET_BYTES, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_REPLY_BYTES,
+    DEFAULT_MAX_STREAMS, DEFAULT_MAX_STREAMS_PER_IP, DEFAULT_SHUTDOWN_GRACE_MS,
+};
+pub use super::replies::GZIP_MIN_BYTES;
 
-/// Default for [`ServerConfig::max_body_bytes`]: 1 MiB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
-/// Default for [`ServerConfig::max_connections`].
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-/// Default for [`ServerConfig::max_connections_per_ip`]: a quarter of
-/// [`DEFAULT_MAX_CONNECTIONS`], so one address can never hold most of them,
-/// and well above what one client (a balancer's pool, a load generator)
-/// keeps busy at once.
-pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
-/// Default for [`ServerConfig::header_read_timeout`]: also how long an idle
-/// keep-alive connection is kept, and how long a TLS handshake may take.
-/// A real client's head arrives in one packet; this is for slow networks.
-pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
-/// Default for [`ServerConfig::body_read_timeout`].
-pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 10_000;
-/// Default for [`ServerConfig::max_body_budget_bytes`]: 64 MiB.
-pub const DEFAULT_MAX_BODY_BUDGET_BYTES: usize = 64 << 20;
-/// Default for [`ServerConfig::body_budget_wait`].
-pub const DEFAULT_BODY_BUDGET_WAIT_MS: u64 = 500;
-/// Default for [`ServerConfig::max_reply_bytes`]: 4 MiB.
-pub const DEFAULT_MAX_REPLY_BYTES: usize = 4 << 20;
-/// Default for [`ServerConfig::shutdown_grace`].
-pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
-/// Replies at least this long are gzipped for clients that accept it (the
-/// threshold Python's own server uses).
-pub const GZIP_MIN_BYTES: usize = 1400;
 /// Largest request head (request line and headers); longer ones get 431.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How long connections closed at the end of the grace period get to go.
 const FORCED_CLOSE_WAIT: Duration = Duration::from_secs(1);
-/// What a refused client is told to wait, in seconds.
-const RETRY_AFTER_SECS: &str = "1";
 /// The first byte of every TLS connection (a handshake record).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
-
-/// Limits and timeouts of a server. Every knob has a safe default.
-#[derive(Clone)]
-pub struct ServerConfig {
-    /// Largest request body, after gzip decoding. Default 1 MiB.
-    pub max_body_bytes: usize,
-    /// Connections open at once. At the cap a waiting connection is closed
-    /// to make room: the one that has waited longest without completing a
-    /// request (a slowloris, a silent client, a request stalled on the body
-    /// budget), else the keep-alive connection idle longest. When every one
-    /// is busy, new ones wait in the listen backlog. Default 1024.
-    pub max_connections: usize,
-    /// Connections open at once from one client address (an IPv6 /64
-    /// counts as one). At the cap one of that address's waiting
-    /// connections is closed to make room, chosen as for
-    /// `max_connections`; when all of its connections are busy, the new one
-    /// is refused (503). Default 256.
-    pub max_connections_per_ip: usize,
-    /// Time allowed for a request's head to arrive, counted from the end
-    /// of the previous response on a keep-alive connection, so it also
-    /// bounds idle connections; with TLS, the handshake must also complete
-    /// within it. Default 10 s.
-    pub header_read_timeout: Duration,
-    /// Time allowed for a request body to arrive. Default 10 s.
-    pub body_read_timeout: Duration,
-    /// Request-body bytes held by all connections together; never less
-    /// than `max_body_bytes`. Bodies up to
-    /// [`FREE_BODY_BYTES`] are not counted.
-    /// Default 64 MiB.
-    pub max_body_budget_bytes: usize,
-    /// How long a body waits for budget before it is refused with 503.
-    /// Default 500 ms.
-    pub body_budget_wait: Duration,
-    /// Largest reply (before gzip); a longer one is replaced by a fault
-    /// (-32603) saying so, and never sent. Default 4 MiB.
-    pub max_reply_bytes: usize,
-    /// How long in-flight requests may run after shutdown is triggered.
-    /// Default 10 s.
-    pub shutdown_grace: Duration,
-    /// Serve HTTPS with this config (and nothing else on the port).
-    /// Default `None`: plain HTTP.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
-            header_read_timeout: Duration::from_millis(DEFAULT_HEADER_READ_TIMEOUT_MS),
-            body_read_timeout: Duration::from_millis(DEFAULT_BODY_READ_TIMEOUT_MS),
-            max_body_budget_bytes: DEFAULT_MAX_BODY_BUDGET_BYTES,
-            body_budget_wait: Duration::from_millis(DEFAULT_BODY_BUDGET_WAIT_MS),
-            max_reply_bytes: DEFAULT_MAX_REPLY_BYTES,
-            shutdown_grace: Duration::from_millis(DEFAULT_SHUTDOWN_GRACE_MS),
-            tls: None,
-        }
-    }
-}
-
-impl fmt::Debug for ServerConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerConfig")
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("max_connections", &self.max_connections)
-            .field("max_connections_per_ip", &self.max_connections_per_ip)
-            .field("header_read_timeout", &self.header_read_timeout)
-            .field("body_read_timeout", &self.body_read_timeout)
-            .field("max_body_budget_bytes", &self.max_body_budget_bytes)
-            .field("body_budget_wait", &self.body_budget_wait)
-            .field("max_reply_bytes", &self.max_reply_bytes)
-            .field("shutdown_grace", &self.shutdown_grace)
-            .field("tls", &self.tls.is_some())
-            .finish()
-    }
-}
 
 /// Connection tasks alive at once, shed ones still closing included: a
 /// hard ceiling well above the cap, which shed connections (gone within a
 /// poll) never come near.
-fn task_ceiling(max_connections: usize) -> usize {
-    max_connections.saturating_mul(2).max(16)
+fn task_ceiling(config: &ServerConfig) -> usize {
+    config
+        .max_connections
+        .saturating_add(config.max_streams)
+        .saturating_mul(2)
+        .max(16)
 }
 
-struct Shared<H> {
+struct Shared<H, R> {
     handler: H,
+    routes: R,
     config: ServerConfig,
     builder: http1::Builder,
     budget: BodyBudget,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
-impl<H> fmt::Debug for Shared<H> {
+impl<H, R> fmt::Debug for Shared<H, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared")
             .field("config", &self.config)
@@ -191,8 +103,27 @@ pub async fn serve<H: Handler>(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let registry = Registry::new(config.max_connections, config.max_connections_per_ip);
-    let ceiling = Arc::new(Semaphore::new(task_ceiling(config.max_connections)));
+    serve_with_routes(listener, handler, NoRoutes, config, shutdown).await
+}
+
+/// [`serve`], with `routes` answering the requests that are not calls.
+///
+/// # Errors
+/// As [`serve`].
+pub async fn serve_with_routes<H: Handler, R: Routes>(
+    listener: TcpListener,
+    handler: H,
+    routes: R,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let registry = Registry::new(
+        config.max_connections,
+        config.max_connections_per_ip,
+        config.max_streams,
+        config.max_streams_per_ip,
+    );
+    let ceiling = Arc::new(Semaphore::new(task_ceiling(&config)));
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -205,6 +136,7 @@ pub async fn serve<H: Handler>(
         .max_header_size(MAX_HEADER_BYTES);
     let shared = Arc::new(Shared {
         handler,
+        routes,
         builder,
         budget: BodyBudget::new(
             config.max_body_budget_bytes.max(config.max_body_bytes),
@@ -264,7 +196,8 @@ pub async fn serve<H: Handler>(
     drop(listener);
     let idle = registry.shed_waiting();
     info!(
-        busy = registry.len(),
+        busy = registry.len() - registry.streams(),
+        streams = registry.streams(),
         closed_idle = idle,
         "shutting down: finishing in-flight requests"
     );
@@ -317,24 +250,14 @@ fn refuse(stream: TcpStream, tls: bool) {
     }
 }
 
-/// A whole closing plain-text response, for the few written without hyper.
-fn raw_reply(status: &str, text: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nConnection: close\r\n\
-         Retry-After: {RETRY_AFTER_SECS}\r\nContent-Length: {}\r\n\r\n{text}",
-        text.len()
-    )
-    .into_bytes()
-}
-
 /// One connection's task: serves it until it ends, or until the registry
 /// closes it (shed at a cap, or past the shutdown grace). Holds its place
 /// under the task ceiling until it ends.
-async fn connection<H: Handler>(
+async fn connection<H: Handler, R: Routes>(
     stream: TcpStream,
     peer: SocketAddr,
     ticket: Ticket,
-    shared: Arc<Shared<H>>,
+    shared: Arc<Shared<H, R>>,
     stop: CancellationToken,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -345,11 +268,11 @@ async fn connection<H: Handler>(
     }
 }
 
-async fn serve_connection<H: Handler>(
+async fn serve_connection<H: Handler, R: Routes>(
     stream: TcpStream,
     peer: SocketAddr,
     conn: Conn,
-    shared: &Arc<Shared<H>>,
+    shared: &Arc<Shared<H, R>>,
     stop: &CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
@@ -378,7 +301,16 @@ async fn serve_connection<H: Handler>(
     };
     let service = {
         let shared = shared.clone();
-        service_fn(move |req| handle(req, shared.clone(), peer, local, conn.clone()))
+        let stop = stop.clone();
+        service_fn(move |req| {
+            let at = Peer {
+                peer,
+                local,
+                conn: conn.clone(),
+                stop: stop.clone(),
+            };
+            handle(req, shared.clone(), at)
+        })
     };
     let http = shared.builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(http);
@@ -425,74 +357,83 @@ async fn accept_tls(
     Ok(Stream::Tls(Box::new(tls.into())))
 }
 
-type HttpReply = Response<Full<Bytes>>;
+/// What a request gets: a call's whole reply, or a route's.
+type AnyReply = Response<Either<Full<Bytes>, RouteBody>>;
 
-fn plain(status: StatusCode, text: &'static str) -> HttpReply {
-    let mut resp = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    resp
-}
-
-/// A refusal after which the rest of the request is not worth reading.
-fn closing(status: StatusCode, text: &'static str) -> HttpReply {
-    let mut resp = plain(status, text);
-    resp.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    resp
-}
-
-/// A refusal for want of budget: come back in a moment.
-fn busy() -> HttpReply {
-    let mut resp = closing(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "server busy: too many request bodies in flight; retry shortly\n",
-    );
-    resp.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from_static(RETRY_AFTER_SECS),
-    );
-    resp
-}
-
-async fn handle<H: Handler>(
-    req: Request<Incoming>,
-    shared: Arc<Shared<H>>,
+/// Where a request came in.
+struct Peer {
     peer: SocketAddr,
     local: Option<SocketAddr>,
     conn: Conn,
-) -> Result<HttpReply, Infallible> {
-    let Some(_busy) = conn.busy() else {
+    /// Cancelled at shutdown.
+    stop: CancellationToken,
+}
+
+async fn handle<H: Handler, R: Routes>(
+    req: Request<Incoming>,
+    shared: Arc<Shared<H, R>>,
+    at: Peer,
+) -> Result<AnyReply, Infallible> {
+    let Some(_busy) = at.conn.busy() else {
         // Shed just as this request arrived: the connection is closing.
         return Ok(closing(
             StatusCode::SERVICE_UNAVAILABLE,
             "connection closed by the server; retry\n",
-        ));
+        )
+        .map(Either::Left));
     };
-    Ok(respond(req, &shared, peer, local, conn).await)
+    let path = req.uri().path();
+    let is_call = req.method() == Method::POST && matches!(path, "/" | "/RPC2");
+    if is_call {
+        let reply = respond(req, &shared, at.peer, at.local, at.conn).await;
+        return Ok(reply.map(Either::Left));
+    }
+    let (parts, _body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let route = RouteRequest::new(
+        parts.method,
+        parts.uri,
+        parts.headers,
+        at.peer,
+        at.local,
+        at.conn.clone(),
+        at.stop,
+    );
+    match shared.routes.route(route).await {
+        Some(mut resp) => {
+            if at.conn.is_stream() {
+                // A stream is one reply: its connection ends with it.
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(resp.map(Either::Right))
+        }
+        None => Ok(stray(&path).map(Either::Left)),
+    }
 }
 
-async fn respond<H: Handler>(
-    req: Request<Incoming>,
-    shared: &Shared<H>,
-    peer: SocketAddr,
-    local: Option<SocketAddr>,
-    conn: Conn,
-) -> HttpReply {
-    let config = &shared.config;
-    if !matches!(req.uri().path(), "/" | "/RPC2") {
+/// The answer to a request that is neither a call nor a route's.
+fn stray(path: &str) -> HttpReply {
+    if !matches!(path, "/" | "/RPC2") {
         return plain(
             StatusCode::NOT_FOUND,
             "not found: XML-RPC is served at / and /RPC2\n",
         );
     }
-    if req.method() != Method::POST {
-        let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "XML-RPC takes POST only\n");
-        resp.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return resp;
-    }
+    let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "XML-RPC takes POST only\n");
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    resp
+}
+
+async fn respond<H: Handler, R>(
+    req: Request<Incoming>,
+    shared: &Shared<H, R>,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    conn: Conn,
+) -> HttpReply {
+    let config = &shared.config;
     let headers = req.headers();
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -580,20 +521,5 @@ async fn respond<H: Handler>(
     };
     let mut resp = xml_reply(xml, wants_gzip);
     resp.headers_mut().extend(reply.headers);
-    resp
-}
-
-fn xml_reply(xml: Bytes, wants_gzip: bool) -> HttpReply {
-    let (body, gzipped) = if wants_gzip && xml.len() >= GZIP_MIN_BYTES {
-        (Bytes::from(gzip(&xml)), true)
-    } else {
-        (xml, false)
-    };
-    let mut resp = Response::new(Full::new(body));
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-    if gzipped {
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    }
     resp
 }

@@ -306,6 +306,8 @@ pub struct GroupConfig {
     pub heartbeat_interval_ms: Option<u64>,
     pub heartbeat_timeout_ms: Option<u64>,
     pub sync_interval_ms: Option<u64>,
+    /// More flags for every member (the db and each front-end).
+    pub extra_args: Vec<String>,
 }
 
 impl GroupConfig {
@@ -424,6 +426,7 @@ impl Group {
         if let Some(skew) = self.config.skew_ms.get(&uid) {
             args.push(format!("--clock-skew-ms={skew}"));
         }
+        args.extend(self.config.extra_args.iter().cloned());
         args
     }
 

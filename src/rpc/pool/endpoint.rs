@@ -82,7 +82,7 @@ impl Endpoint {
     }
 
     /// Connects, and shakes hands when TLS is asked for.
-    pub(super) async fn connect(&self) -> Result<Stream, PoolError> {
+    pub(crate) async fn connect(&self) -> Result<Stream, PoolError> {
         let authority = &self.authority;
         let stream = self.tcp().await.map_err(|e| {
             let why = format!("{authority}: {e}");
