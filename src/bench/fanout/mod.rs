@@ -6,7 +6,6 @@
 //! is killed mid-stream: the pushes of the writes after it show how long
 //! the takeover took, and that nothing was lost.
 
-use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use super::samples::{Samples, Sorted};
+mod report;
+
 use super::tablets;
 use super::{ensure, BenchError, Target, DEFAULT_EVENT};
 use crate::api::callback::Callback;
@@ -23,6 +23,8 @@ use crate::api::Subscribe;
 use crate::rpc::ClientError;
 use crate::secret::Secret;
 use crate::shutdown::{Shutdown, Tasks};
+pub use report::FanoutReport;
+use report::Measured;
 
 /// Most subscribers a run may start.
 const MAX_SUBSCRIBERS: usize = 10_000;
@@ -359,195 +361,6 @@ fn kill(pid: u32) -> Result<(), BenchError> {
     ensure(status.success(), || {
         format!("kill -KILL {pid} failed: {status}")
     })
-}
-
-/// The latencies of the measured writes (those after the warm-up).
-#[derive(Debug, Default)]
-struct Measured {
-    /// Send to acknowledgement of each write.
-    write_ack: Samples,
-    /// Acknowledgement to push, per (write, subscriber) pair that arrived; a
-    /// push before the acknowledgement counts as 0.
-    pairs: Samples,
-    /// Acknowledgement to the last subscriber's push, per write that
-    /// reached every subscriber.
-    last: Samples,
-    /// Send to push, per pair that arrived.
-    from_send: Samples,
-    /// Pairs whose push never came within the timeout.
-    missing: usize,
-    /// Pairs whose push came before the write's acknowledgement.
-    before_ack: usize,
-}
-
-/// The pushes of the writes acknowledged after a kill.
-#[derive(Debug)]
-struct AfterKill {
-    /// Writes acknowledged after it.
-    writes: usize,
-    /// Acknowledgement to push, per pair of those writes that arrived.
-    pairs: Sorted,
-    /// Kill to push, for the first of those writes to reach each
-    /// subscriber: the worst is the takeover time.
-    first: Sorted,
-}
-
-impl Measured {
-    /// The pushes of writes acknowledged after `killed_at`.
-    fn after(arrivals: &Arrivals, acks: &[Instant], killed_at: Instant) -> AfterKill {
-        let m = arrivals.subscribers;
-        let times = arrivals.times.lock().unwrap_or_else(|p| p.into_inner());
-        let mut pairs = Samples::default();
-        let mut first: Vec<Option<Duration>> = vec![None; m];
-        let mut writes = 0;
-        for (w, ack) in acks.iter().enumerate().filter(|(_, a)| **a >= killed_at) {
-            writes += 1;
-            for (sub, at) in times[w * m..(w + 1) * m].iter().enumerate() {
-                if let Some(at) = at {
-                    pairs.record(at.saturating_duration_since(*ack));
-                    if first[sub].is_none() {
-                        first[sub] = Some(at.saturating_duration_since(killed_at));
-                    }
-                }
-            }
-        }
-        let mut firsts = Samples::default();
-        for d in first.into_iter().flatten() {
-            firsts.record(d);
-        }
-        AfterKill {
-            writes,
-            pairs: pairs.sorted(),
-            first: firsts.sorted(),
-        }
-    }
-
-    fn of(arrivals: &Arrivals, sends: &[Instant], acks: &[Instant], warmup: usize) -> Measured {
-        let m = arrivals.subscribers;
-        let times = arrivals.times.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = Measured::default();
-        for (w, (sent, ack)) in sends.iter().zip(acks).enumerate().skip(warmup) {
-            out.write_ack.record(*ack - *sent);
-            let mut slowest = Duration::ZERO;
-            let mut complete = true;
-            for at in &times[w * m..(w + 1) * m] {
-                let Some(at) = at else {
-                    out.missing += 1;
-                    complete = false;
-                    continue;
-                };
-                if at < ack {
-                    out.before_ack += 1;
-                }
-                let d = at.saturating_duration_since(*ack);
-                slowest = slowest.max(d);
-                out.pairs.record(d);
-                out.from_send.record(at.saturating_duration_since(*sent));
-            }
-            if complete {
-                out.last.record(slowest);
-            }
-        }
-        out
-    }
-}
-
-/// What a fan-out run measured.
-#[derive(Debug)]
-pub struct FanoutReport {
-    label: String,
-    /// The front-end the subscribers registered with.
-    url: String,
-    subscribers: usize,
-    writes: usize,
-    warmup_writes: usize,
-    timeout_ms: u64,
-    /// How long subscribing took.
-    setup: Duration,
-    /// How long the writes took, warm-up included.
-    run_secs: f64,
-    write_ack: Sorted,
-    pairs: Sorted,
-    last: Sorted,
-    from_send: Sorted,
-    missing: usize,
-    before_ack: usize,
-    /// Pushes that were not for this run's writes.
-    unrelated: usize,
-    /// Pushes that came again after the first.
-    repeated: usize,
-    /// With a kill: the pushes of the writes after it.
-    after_kill: Option<AfterKill>,
-    unsubscribe_failures: usize,
-}
-
-impl fmt::Display for FanoutReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.subscribers;
-        writeln!(
-            f,
-            "fanout: {m} subscribers registered with {} in {:.0} ms",
-            self.url,
-            self.setup.as_secs_f64() * 1e3
-        )?;
-        writeln!(
-            f,
-            "fanout: {} measured writes (after {} warm-up) to {m} subscribers in {:.2} s",
-            self.writes, self.warmup_writes, self.run_secs
-        )?;
-        writeln!(f, "  write ack latency:      {}", self.write_ack.summary())?;
-        writeln!(f, "  ack -> push, all pairs: {}", self.pairs.summary())?;
-        writeln!(f, "  ack -> last subscriber: {}", self.last.summary())?;
-        writeln!(f, "  sent -> push, all pairs: {}", self.from_send.summary())?;
-        writeln!(
-            f,
-            "  {} of {} pushes arrived, {} missing (>{} ms), {} repeated, {} before the ack (counted as 0), {} unrelated",
-            self.pairs.len(),
-            self.writes * m,
-            self.missing,
-            self.timeout_ms,
-            self.repeated,
-            self.before_ack,
-            self.unrelated
-        )?;
-        if let Some(k) = &self.after_kill {
-            writeln!(
-                f,
-                "  after the kill: {} writes; ack -> push {}; kill -> first push per subscriber: {}",
-                k.writes,
-                k.pairs.summary(),
-                k.first.summary()
-            )?;
-        }
-        if self.unsubscribe_failures > 0 {
-            writeln!(
-                f,
-                "  {} unsubscribe calls failed",
-                self.unsubscribe_failures
-            )?;
-        }
-        writeln!(
-            f,
-            "RESULT kind=fanout label={} subscribers={m} writes={} p50_ms={:.4} p99_ms={:.4} max_ms={:.4} last_p50_ms={:.4} last_p99_ms={:.4} send_p50_ms={:.4} send_p99_ms={:.4} ack_p50_ms={:.4} received={} missing={} before_ack={} repeated={} takeover_ms={:.1}",
-            self.label,
-            self.writes,
-            self.pairs.percentile_ms(50.0),
-            self.pairs.percentile_ms(99.0),
-            self.pairs.percentile_ms(100.0),
-            self.last.percentile_ms(50.0),
-            self.last.percentile_ms(99.0),
-            self.from_send.percentile_ms(50.0),
-            self.from_send.percentile_ms(99.0),
-            self.write_ack.percentile_ms(50.0),
-            self.pairs.len(),
-            self.missing,
-            self.before_ack,
-            self.repeated,
-            self.after_kill
-                .as_ref()
-                .map_or(0.0, |k| k.first.percentile_ms(100.0)),
-        )
-    }
 }
 
 #[cfg(test)]
