@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
     podium::cli::init_tracing();
     podium::cli::raise_fd_limit();
     let config = args.server.to_config()?;
-    let runtime = podium::cli::runtime(args.server.workers).context("starting the runtime")?;
+    let runtime = podium::cli::runtime(args.server.workers(1)).context("starting the runtime")?;
     runtime.block_on(async {
         let addr = SocketAddr::new(args.host, args.port);
         let listener = podium::cli::bind(addr, "echo server").await?;

@@ -120,7 +120,7 @@ fn run() -> anyhow::Result<()> {
         max_subscriptions_per_client: args.max_subscriptions_per_address,
         startup_check: args.startup_check,
     };
-    let runtime = cli::runtime(args.server.workers).context("starting the runtime")?;
+    let runtime = cli::runtime(args.server.workers(1)).context("starting the runtime")?;
     runtime.block_on(async {
         let shutdown = Shutdown::on_signal();
         let db = DbServer::open(config, shutdown.clone())

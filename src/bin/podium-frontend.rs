@@ -24,7 +24,7 @@ fn run() -> anyhow::Result<()> {
         election,
         addr,
     } = flags.start()?;
-    let runtime = cli::runtime(flags.server.workers).context("starting the runtime")?;
+    let runtime = cli::runtime(flags.server.workers(1)).context("starting the runtime")?;
     runtime.block_on(async {
         let node = Node::new(election).context("election settings")?;
         let listener = cli::bind(addr, "front-end").await?;

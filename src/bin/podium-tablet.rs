@@ -86,7 +86,7 @@ fn run() -> anyhow::Result<()> {
         ..ClientConfig::default()
     };
     let server = Client::new(&url, config).with_context(|| format!("server URL {url}"))?;
-    let runtime = cli::runtime(args.server_limits.workers).context("starting the runtime")?;
+    let runtime = cli::runtime(args.server_limits.workers(1)).context("starting the runtime")?;
     runtime.block_on(async {
         let shutdown = Shutdown::on_signal();
         let roster: Roster = loop {

@@ -46,6 +46,11 @@ pub fn raise_fd_limit() {
     }
 }
 
+/// The balancer's default `--workers`: two, or one on a one-core machine.
+pub fn balancer_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
+}
+
 /// A tokio runtime with `workers` threads; 1 gives the current-thread
 /// scheduler, which on small machines serves small requests fastest.
 ///
@@ -209,14 +214,22 @@ pub struct ServerArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
-    /// Runtime worker threads; 1 runs everything on one thread, which on
-    /// the 2-core machines we measured gave the lowest latency and the least
-    /// CPU per request, for the balancer too (see README, Benchmarks).
-    #[arg(long, default_value_t = 1)]
-    pub workers: usize,
+    /// Runtime worker threads [default: 1; the balancer: 2 where the
+    /// machine has two cores or more]. One thread gave the lowest latency
+    /// and the least CPU per call on the 2-core machines we measured; the
+    /// balancer takes two because a change fanned out to thousands of
+    /// event streams is a socket write each, and with one thread the calls
+    /// wait behind them (see README, Benchmarks).
+    #[arg(long)]
+    pub workers: Option<usize>,
 }
 
 impl ServerArgs {
+    /// `--workers`, else `default`.
+    pub fn workers(&self, default: usize) -> usize {
+        self.workers.unwrap_or(default)
+    }
+
     /// # Errors
     /// A limit of zero, a body budget below the body limit, or a TLS
     /// certificate or key that cannot be used.
@@ -247,7 +260,7 @@ impl ServerArgs {
             "--max-reply-bytes must be positive"
         );
         anyhow::ensure!(
-            (1..=64).contains(&self.workers),
+            self.workers.is_none_or(|w| (1..=64).contains(&w)),
             "--workers must be 1 to 64"
         );
         let tls = match (&self.tls_cert, &self.tls_key) {
