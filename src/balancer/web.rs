@@ -199,9 +199,14 @@ async fn read(
     let mut reader = Reader::new();
     let mut health = tokio::time::interval(HEALTH_CHECK);
     health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One deadline for the whole silence, pushed back by every frame (a
+    // timeout made anew each turn would restart at every health tick).
+    let silence = tokio::time::sleep(SILENCE);
+    tokio::pin!(silence);
     loop {
         let frame = tokio::select! {
-            frame = tokio::time::timeout(SILENCE, body.frame()) => frame,
+            frame = body.frame() => frame,
+            () = &mut silence => return Ended::Gone(format!("silent for {SILENCE:?}")),
             _ = health.tick() => {
                 if !frontends.is_healthy(i) {
                     return Ended::Gone("its health probe failed".into());
@@ -210,11 +215,13 @@ async fn read(
             }
             _ = shutdown.triggered() => return Ended::Shutdown,
         };
+        silence
+            .as_mut()
+            .reset(tokio::time::Instant::now() + SILENCE);
         let data: Bytes = match frame {
-            Err(_) => return Ended::Gone(format!("silent for {SILENCE:?}")),
-            Ok(None) => return Ended::Gone("the stream ended".into()),
-            Ok(Some(Err(e))) => return Ended::Gone(e.to_string()),
-            Ok(Some(Ok(frame))) => match frame.into_data() {
+            None => return Ended::Gone("the stream ended".into()),
+            Some(Err(e)) => return Ended::Gone(e.to_string()),
+            Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => data,
                 Err(_) => continue,
             },

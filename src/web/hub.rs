@@ -412,9 +412,10 @@ impl Hub {
                 first.extend_from_slice(&snapshot);
             }
         }
-        if !state.live {
-            first.extend_from_slice(&status(false));
-        }
+        // Always said, so a page that lost its stream (and shows itself
+        // reconnecting) is told it is live again even when it missed
+        // nothing and no change comes for a while.
+        first.extend_from_slice(&status(state.live));
         let (tx, rx) = mpsc::channel(config.queue_chunks.max(1));
         state.viewers.push(Viewer {
             tx,

@@ -41,6 +41,17 @@ pub fn last_event_id(req: &RouteRequest) -> Option<i64> {
 /// (no board yet after [`FIRST_BOARD_WAIT`], its source lost, or this
 /// server at its stream cap).
 pub async fn events(hub: &Hub, req: &RouteRequest) -> Response<RouteBody> {
+    if req.method == Method::HEAD {
+        // The headers a stream would have, without holding one open.
+        let mut resp = route::full(
+            hyper::StatusCode::OK,
+            "text/event-stream",
+            bytes::Bytes::new(),
+        );
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return resp;
+    }
     let slot = match req.open_stream() {
         Ok(slot) => slot,
         Err(e) => {

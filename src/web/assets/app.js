@@ -22,7 +22,7 @@ const RETRY_MAX_MS = 10000;
 
 const $ = (id) => document.getElementById(id);
 const shown = (set, name) => !set || set.has(name.toLowerCase());
-const clock = (t) => (t > 0 ? new Date(t * 1000).toLocaleTimeString() : "—");
+const clock = (t) => (t > 0 && t < 8.64e12 ? new Date(t * 1000).toLocaleTimeString() : "—");
 
 function setLive(live) {
   document.body.dataset.live = String(live);
@@ -97,7 +97,8 @@ function render(changed) {
     name.textContent = e.event;
     const time = document.createElement("time");
     time.textContent = clock(e.updated);
-    if (e.updated > 0) time.dateTime = new Date(e.updated * 1000).toISOString();
+    // A time outside what a Date can hold must not stop the page.
+    if (e.updated > 0 && e.updated < 8.64e12) time.dateTime = new Date(e.updated * 1000).toISOString();
     const score = document.createElement("span");
     score.className = "score";
     score.textContent = e.score;

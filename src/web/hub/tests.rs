@@ -89,13 +89,22 @@ impl Watcher {
     }
 }
 
+/// What every viewer is told first, with its snapshot or replay.
+const LIVE: &str = r#"{"live":true}"#;
+
+/// The names of `events`, in order.
+fn names(events: &[Event]) -> Vec<&str> {
+    events.iter().map(|e| e.name.as_str()).collect()
+}
+
 #[test]
 fn a_viewer_gets_the_snapshot_then_every_change_once_in_order() {
     let hub = hub(WhenLost::Tell);
     let mut w = Watcher::new(&hub, None);
     let first = w.events();
-    assert_eq!(first.len(), 1);
+    assert_eq!(first.len(), 2, "the snapshot, then live");
     assert_eq!(first[0].name, "snapshot");
+    assert_eq!(first[1].data, LIVE);
     assert_eq!(first[0].id.as_deref(), Some("10"));
     let snap: Snapshot = serde_json::from_str(&first[0].data).unwrap();
     assert_eq!(snap.version, 10);
@@ -119,10 +128,10 @@ fn a_returning_viewer_gets_exactly_what_it_missed_or_a_snapshot() {
     let mut oldest = Watcher::new(&hub, Some(12));
     assert_eq!(oldest.change_ids(), (13..=20).collect::<Vec<_>>());
     let mut current = Watcher::new(&hub, Some(20));
-    assert!(current.events().is_empty());
+    assert_eq!(names(&current.events()), ["status"], "only told it is live");
     let mut too_old = Watcher::new(&hub, Some(11));
     let events = too_old.events();
-    assert_eq!(events.len(), 1);
+    assert_eq!(names(&events), ["snapshot", "status"]);
     assert_eq!(events[0].name, "snapshot");
     assert_eq!(events[0].id.as_deref(), Some("20"));
     // From before the hub's own start: a snapshot, never an empty replay.
@@ -136,7 +145,7 @@ fn a_returning_viewer_gets_exactly_what_it_missed_or_a_snapshot() {
 fn a_viewer_ahead_of_the_hub_gets_only_what_comes_after_it() {
     let hub = hub(WhenLost::Tell);
     let mut ahead = Watcher::new(&hub, Some(12));
-    assert!(ahead.events().is_empty());
+    assert_eq!(names(&ahead.events()), ["status"]);
     hub.publish(&[gold(11), gold(12), gold(13)], 13);
     assert_eq!(ahead.change_ids(), [13]);
     hub.publish(&[gold(14)], 14);
@@ -204,6 +213,19 @@ fn the_balancer_tells_its_viewers_and_a_reset_brings_them_a_new_snapshot() {
 }
 
 #[test]
+fn a_viewer_that_missed_nothing_is_told_it_is_live() {
+    let hub = hub(WhenLost::EndStreams);
+    hub.publish(&[gold(11)], 11);
+    let mut back = Watcher::new(&hub, Some(11));
+    let events = back.events();
+    let told: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.name.as_str(), e.data.as_str()))
+        .collect();
+    assert_eq!(told, [("status", LIVE)]);
+}
+
+#[test]
 fn nobody_is_taken_before_the_board_is_known() {
     let hub = Hub::new(HubConfig::new(WhenLost::Tell));
     assert_eq!(
@@ -243,8 +265,7 @@ async fn a_viewer_before_the_first_board_waits_for_it_and_no_longer() {
         ended: false,
     };
     let events = w.events();
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].name, "snapshot");
+    assert_eq!(names(&events), ["snapshot", "status"]);
     assert_eq!(events[0].id.as_deref(), Some("7"));
 
     // No board within the wait: refused once it is over, not before.
