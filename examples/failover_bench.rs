@@ -126,7 +126,26 @@ fn binaries(build: bool) -> anyhow::Result<Bins> {
         };
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         println!("building the binaries (profile {profile})...");
-        let status = Command::new(cargo)
+        let mut command = Command::new(cargo);
+        // What `cargo run` set for this example is not the environment of a
+        // plain build: passed on, it would make the next `cargo build`
+        // rebuild crates whose build scripts read it (ring, for one).
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let per_run = [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p))
+                || name == "CARGO_PRIMARY_PACKAGE";
+            if per_run {
+                command.env_remove(name.as_ref());
+            }
+        }
+        let status = command
             .args(["build", "--quiet", "--bins", "--profile", profile])
             .arg("--target-dir")
             .arg(target_dir)

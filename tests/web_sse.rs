@@ -247,9 +247,19 @@ fn the_page_is_served_by_front_ends_and_the_balancer_and_nothing_else_is() {
             let resp = read_response(&mut s).unwrap();
             assert_eq!(resp.status, 404, "{url}{path}");
         }
-        // HEAD of the stream: its headers, and no stream held open.
+        // Another method at the page's path: 405 naming all three.
         let mut s = connect(addr);
         use std::io::Write as _;
+        write!(
+            s,
+            "DELETE / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let resp = read_response(&mut s).unwrap();
+        assert_eq!(resp.status, 405, "{url}: DELETE /");
+        assert_eq!(resp.header("allow"), Some("GET, HEAD, POST"), "{url}");
+        // HEAD of the stream: its headers, and no stream held open.
+        let mut s = connect(addr);
         write!(s, "HEAD /events HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
         let resp = read_response(&mut s).unwrap();
         assert_eq!(resp.status, 200, "{url}: HEAD /events");

@@ -83,6 +83,10 @@ impl Routes for WebRoutes {
         let asset = assets::find(path)?;
         Some(relay_file(&self.frontends, asset.path).await)
     }
+
+    fn allow(&self, path: &str) -> Option<&'static str> {
+        web_routes::allow(path)
+    }
 }
 
 /// `path` from a healthy front-end, its body passed on as it arrives.

@@ -209,10 +209,10 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = crate::rpc::server::DEFAULT_MAX_REPLY_BYTES)]
     pub max_reply_bytes: usize,
     /// PEM certificate chain: serve HTTPS only (needs --tls-key).
-    #[arg(long, requires = "tls_key")]
+    #[arg(long, requires = "tls_key", help_heading = "TLS")]
     pub tls_cert: Option<std::path::PathBuf>,
     /// PEM private key of --tls-cert.
-    #[arg(long, requires = "tls_cert")]
+    #[arg(long, requires = "tls_cert", help_heading = "TLS")]
     pub tls_key: Option<std::path::PathBuf>,
     /// Runtime worker threads [default: 1; the balancer: 2 where the
     /// machine has two cores or more]. One thread gave the lowest latency

@@ -14,8 +14,6 @@ use crate::cli::{self, ClientTlsArgs, TargetArgs};
 #[derive(Debug, clap::Parser)]
 #[command(name = "podium-feeder", version, after_help = top_footer())]
 pub struct FeederFlags {
-    #[command(flatten)]
-    pub tls: ClientTlsArgs,
     /// File holding the feeder password; else $PODIUM_FEEDER_PASSWORD.
     #[arg(long, global = true)]
     pub password_file: Option<PathBuf>,
@@ -24,6 +22,9 @@ pub struct FeederFlags {
     pub timeout_ms: u64,
     #[command(flatten)]
     pub target: TargetArgs,
+    // Last: a flattened group's heading carries on to the flags after it.
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }

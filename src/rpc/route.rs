@@ -41,6 +41,12 @@ pub trait Routes: Send + Sync + 'static {
         &self,
         request: RouteRequest,
     ) -> impl Future<Output = Option<Response<RouteBody>>> + Send;
+
+    /// The methods the routes answer at `path` (as an `Allow` header
+    /// lists them), for the 405 a call path gives to any other method.
+    fn allow(&self, _path: &str) -> Option<&'static str> {
+        None
+    }
 }
 
 /// No routes: every request but a call gets 404 or 405.
@@ -59,6 +65,10 @@ impl<R: Routes> Routes for std::sync::Arc<R> {
         request: RouteRequest,
     ) -> impl Future<Output = Option<Response<RouteBody>>> + Send {
         (**self).route(request)
+    }
+
+    fn allow(&self, path: &str) -> Option<&'static str> {
+        (**self).allow(path)
     }
 }
 

@@ -408,21 +408,26 @@ async fn handle<H: Handler, R: Routes>(
             }
             Ok(resp.map(Either::Right))
         }
-        None => Ok(stray(&path).map(Either::Left)),
+        None => Ok(stray(&path, shared.routes.allow(&path)).map(Either::Left)),
     }
 }
 
-/// The answer to a request that is neither a call nor a route's.
-fn stray(path: &str) -> HttpReply {
+/// The answer to a request that is neither a call nor a route's; `routed`
+/// is what the routes answer at `path`.
+fn stray(path: &str, routed: Option<&'static str>) -> HttpReply {
     if !matches!(path, "/" | "/RPC2") {
         return plain(
             StatusCode::NOT_FOUND,
             "not found: XML-RPC is served at / and /RPC2\n",
         );
     }
-    let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "XML-RPC takes POST only\n");
+    let (allow, text) = match routed {
+        Some(routed) => (routed, "XML-RPC takes POST; the page takes GET and HEAD\n"),
+        None => ("POST", "XML-RPC takes POST only\n"),
+    };
+    let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, text);
     resp.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     resp
 }
 

@@ -25,6 +25,12 @@ pub fn is_read(method: &Method) -> bool {
     method == Method::GET || method == Method::HEAD
 }
 
+/// What [`Routes::allow`] says at `path`: the page at `/` answers GET and
+/// HEAD, and a call POST.
+pub fn allow(path: &str) -> Option<&'static str> {
+    (path == "/").then_some("GET, HEAD, POST")
+}
+
 /// The event id a viewer resumes after: its `Last-Event-ID` header, else
 /// `?last=`. Anything that is not a version counts as none (a snapshot).
 pub fn last_event_id(req: &RouteRequest) -> Option<i64> {
@@ -106,5 +112,9 @@ impl Routes for PageRoutes {
             return Some(events(&self.hub, &req).await);
         }
         assets::find(path).map(assets::reply)
+    }
+
+    fn allow(&self, path: &str) -> Option<&'static str> {
+        allow(path)
     }
 }
