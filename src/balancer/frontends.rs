@@ -32,15 +32,23 @@ struct Backend {
     client: Client,
     probe: Client,
     healthy: AtomicBool,
+    /// It has passed a probe: until then, failing one is a front-end still
+    /// starting (said at info), not one lost (a warning).
+    was_ready: AtomicBool,
 }
 
 impl Backend {
     fn set_healthy(&self, healthy: bool, why: &str) {
+        let was_ready = if healthy {
+            self.was_ready.swap(true, Ordering::AcqRel)
+        } else {
+            self.was_ready.load(Ordering::Acquire)
+        };
         if self.healthy.swap(healthy, Ordering::AcqRel) != healthy {
-            if healthy {
-                info!(url = %self.url, "front-end healthy");
-            } else {
-                warn!(url = %self.url, why, "front-end ejected");
+            match (healthy, was_ready) {
+                (true, _) => info!(url = %self.url, "front-end healthy"),
+                (false, true) => warn!(url = %self.url, why, "front-end ejected"),
+                (false, false) => info!(url = %self.url, why, "front-end not ready yet"),
             }
         }
     }
@@ -113,6 +121,7 @@ impl Frontends {
                     // Optimistic until the first probe says otherwise, so
                     // the balancer serves from its first moment.
                     healthy: AtomicBool::new(true),
+                    was_ready: AtomicBool::new(false),
                 })
             })
             .collect::<Result<Vec<_>, ClientError>>()?;
@@ -282,6 +291,13 @@ impl Frontends {
     }
 
     /// Whether front-end `i` is healthy now.
+    /// Front-end `i` has passed a health probe since the balancer started.
+    pub(crate) fn was_ready(&self, i: usize) -> bool {
+        self.backends
+            .get(i)
+            .is_some_and(|b| b.was_ready.load(Ordering::Acquire))
+    }
+
     pub(crate) fn is_healthy(&self, i: usize) -> bool {
         self.backends
             .get(i)

@@ -180,6 +180,13 @@ pub(crate) async fn follow(frontends: Frontends, hub: Hub, shutdown: Shutdown) {
         hub.resume();
         match read(body, &hub, &frontends, i, &shutdown).await {
             Ended::Shutdown => return,
+            Ended::Gone(why) if !frontends.was_ready(i) => {
+                info!(
+                    frontend = url,
+                    why, "web stream not ready yet: following another front-end"
+                );
+                tried = vec![i];
+            }
             Ended::Gone(why) => {
                 warn!(
                     frontend = url,
