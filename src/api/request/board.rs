@@ -49,37 +49,56 @@ impl Call for Score {
     }
 }
 
-/// `scoreboard.increment_medal(team, medal, password[, request_id])`.
-#[derive(Clone, PartialEq)]
-pub struct IncrementMedal {
-    pub team: String,
-    pub medal: String,
-    pub password: String,
-    /// Makes a retry apply once; the server makes one when absent.
-    pub request_id: Option<String>,
+/// A write of one medal: `scoreboard.increment_medal(team, medal,
+/// password[, request_id])` and `scoreboard.revoke_medal(...)` have the
+/// same shape.
+macro_rules! medal_write {
+    ($name:ident, $method:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Clone, PartialEq)]
+        pub struct $name {
+            pub team: String,
+            pub medal: String,
+            pub password: String,
+            /// Makes a retry apply once; the server makes one when absent.
+            pub request_id: Option<String>,
+        }
+
+        impl Call for $name {
+            const METHOD: Method = $method;
+            fn from_params(params: &Params) -> Result<Self, Fault> {
+                params.expect_count(3, 4)?;
+                Ok($name {
+                    team: text(params, 0, "team")?,
+                    medal: text(params, 1, "medal")?,
+                    password: text(params, 2, "password")?,
+                    request_id: opt_text(params, 3, "request_id")?,
+                })
+            }
+            fn to_params(&self) -> Vec<Value> {
+                let mut p = vec![
+                    self.team.as_str().into(),
+                    self.medal.as_str().into(),
+                    self.password.as_str().into(),
+                ];
+                p.extend(self.request_id.as_deref().map(Value::from));
+                p
+            }
+        }
+
+        redacted_debug!($name {
+            team,
+            medal,
+            request_id
+        });
+    };
 }
 
-impl Call for IncrementMedal {
-    const METHOD: Method = Method::IncrementMedal;
-    fn from_params(params: &Params) -> Result<Self, Fault> {
-        params.expect_count(3, 4)?;
-        Ok(IncrementMedal {
-            team: text(params, 0, "team")?,
-            medal: text(params, 1, "medal")?,
-            password: text(params, 2, "password")?,
-            request_id: opt_text(params, 3, "request_id")?,
-        })
-    }
-    fn to_params(&self) -> Vec<Value> {
-        let mut p = vec![
-            self.team.as_str().into(),
-            self.medal.as_str().into(),
-            self.password.as_str().into(),
-        ];
-        p.extend(self.request_id.as_deref().map(Value::from));
-        p
-    }
-}
+medal_write!(
+    IncrementMedal,
+    Method::IncrementMedal,
+    "`scoreboard.increment_medal(team, medal, password[, request_id])`."
+);
 
 /// `scoreboard.set_score(event, score, password[, request_id])`.
 #[derive(Clone, PartialEq)]
@@ -164,11 +183,6 @@ impl Call for Unsubscribe {
     }
 }
 
-redacted_debug!(IncrementMedal {
-    team,
-    medal,
-    request_id
-});
 redacted_debug!(SetEventScore {
     event,
     score,
@@ -220,44 +234,11 @@ roster_write!(
     "`scoreboard.add_event(name, password[, request_id])`."
 );
 
-/// `scoreboard.revoke_medal(team, medal, password[, request_id])`: a
-/// disqualification takes one medal back.
-#[derive(Clone, PartialEq)]
-pub struct RevokeMedal {
-    pub team: String,
-    pub medal: String,
-    pub password: String,
-    /// As [`IncrementMedal::request_id`].
-    pub request_id: Option<String>,
-}
-
-impl Call for RevokeMedal {
-    const METHOD: Method = Method::RevokeMedal;
-    fn from_params(params: &Params) -> Result<Self, Fault> {
-        params.expect_count(3, 4)?;
-        Ok(RevokeMedal {
-            team: text(params, 0, "team")?,
-            medal: text(params, 1, "medal")?,
-            password: text(params, 2, "password")?,
-            request_id: opt_text(params, 3, "request_id")?,
-        })
-    }
-    fn to_params(&self) -> Vec<Value> {
-        let mut p = vec![
-            self.team.as_str().into(),
-            self.medal.as_str().into(),
-            self.password.as_str().into(),
-        ];
-        p.extend(self.request_id.as_deref().map(Value::from));
-        p
-    }
-}
-
-redacted_debug!(RevokeMedal {
-    team,
-    medal,
-    request_id
-});
+medal_write!(
+    RevokeMedal,
+    Method::RevokeMedal,
+    "`scoreboard.revoke_medal(team, medal, password[, request_id])`: a disqualification takes one medal back."
+);
 
 /// `scoreboard.set_medals(team, gold, silver, bronze, password[, request_id])`:
 /// a correction sets the counts outright.
