@@ -527,6 +527,28 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn penalised_guesses_are_bounded_in_all() {
+        let l = GuessLimiter::new(GuessLimits {
+            global_burst: 1.0,
+            global_refill_per_sec: 1e-6,
+            penalized_max: 3,
+            ..GuessLimits::default()
+        });
+        assert_eq!(guess(&l, v4(0), false).await, Ok(false));
+        let l = Arc::new(l);
+        let mut all = tokio::task::JoinSet::new();
+        // Each on a network of its own: only the total bounds them.
+        for i in 1..=10u32 {
+            let l = l.clone();
+            all.spawn(async move { l.check(v4(i * 256), || false).await });
+        }
+        let compared = all.join_all().await.iter().filter(|a| a.is_ok()).count();
+        assert_eq!(compared, 3);
+        // The places are given back once those guesses are done.
+        assert_eq!(guess(&l, v4(9_999 * 256), true).await, Ok(true));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_flood_of_addresses_does_not_evict_the_trusted() {
         let l = spent().await;
         let member = Some("198.51.100.1".parse().unwrap());

@@ -149,6 +149,8 @@ fn serve(mut reader: Box<dyn LogReader>, rx: &Mutex<mpsc::Receiver<Job>>) {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future as _;
+
     use super::*;
     use crate::scoreboard::{Medal, Roster};
     use crate::store::{SqliteStore, StartupCheck, WriteOp, WriteRequest};
@@ -186,5 +188,37 @@ mod tests {
             .await
             .unwrap()
             .is_empty());
+    }
+
+    #[tokio::test]
+    async fn history_holds_one_reader_at_most_and_the_feed_never_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(
+            &dir.path().join("s.db"),
+            &Roster::default_roster(),
+            StartupCheck::Full,
+        )
+        .unwrap();
+        let readers = Readers::start(&store).unwrap();
+        let gold = WriteRequest {
+            op: WriteOp::IncrementMedal {
+                team: "Gaul".into(),
+                medal: Medal::Gold,
+            },
+            request_id: None,
+            timestamp: 1000.0,
+            vclock: vec![],
+        };
+        store.commit(&[gold]).unwrap();
+        // As if a history page were being read.
+        let held = readers.history_places.clone().try_acquire_owned().unwrap();
+        let mut page = std::pin::pin!(readers.history("tally:gaul", None, 10));
+        let waiting =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(page.as_mut().poll(cx).is_pending()))
+                .await;
+        assert!(waiting, "a second history page waits for the place");
+        assert_eq!(readers.changes_after(0, 100).await.unwrap().len(), 1);
+        drop(held);
+        assert_eq!(page.await.unwrap().len(), 1);
     }
 }
