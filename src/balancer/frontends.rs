@@ -335,4 +335,52 @@ mod tests {
         assert_eq!(choose(&[0, 1], &[0, 1], &mut rng), None);
         assert_eq!(choose(&[], &[], &mut rng), None);
     }
+
+    /// A listener for a front-end that will never answer, and its URL.
+    async fn silent_frontend() -> (String, tokio::net::TcpListener) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        (
+            format!("http://{}/", listener.local_addr().unwrap()),
+            listener,
+        )
+    }
+
+    #[tokio::test]
+    async fn an_attempt_cut_short_by_the_call_deadline_does_not_eject() {
+        let (a, la) = silent_frontend().await;
+        let (b, lb) = silent_frontend().await;
+        // Accept and hold every connection, answering nothing.
+        let holder = tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                tokio::select! {
+                    Ok((s, _)) = la.accept() => held.push(s),
+                    Ok((s, _)) = lb.accept() => held.push(s),
+                }
+            }
+        });
+        let forward_timeout = Duration::from_millis(300);
+        let frontends = Frontends::new(&BalancerConfig {
+            frontends: vec![a, b],
+            probe_interval: Duration::from_millis(250),
+            probe_timeout: Duration::from_millis(250),
+            forward_timeout,
+            // Room for one full attempt and a second cut short.
+            call_deadline: forward_timeout * 3 / 2,
+            cluster_secret: None,
+            server: crate::rpc::ServerConfig::default(),
+        })
+        .unwrap();
+        let body =
+            Bytes::from_static(b"<methodCall><methodName>get_score</methodName></methodCall>");
+        let ctx = CallContext::new(None, Default::default());
+        let fault = frontends.forward(body, &ctx, false).await.unwrap_err();
+        assert_eq!(fault.code, faults::UNAVAILABLE, "{fault:?}");
+        let healthy = (0..2).filter(|i| frontends.is_healthy(*i)).count();
+        assert_eq!(
+            healthy, 1,
+            "only the front-end given a whole attempt is ejected"
+        );
+        holder.abort();
+    }
 }
