@@ -31,7 +31,7 @@
 #   BENCH_SKIP_ATTACKS=1 leave out the attack runs
 #   BENCH_SSE_CLIENTS    viewers of the large SSE run (default 10000)
 #   BENCH_SSE_WRITES     writes per SSE run (default 20)
-#   BENCH_SSE_BALANCER_WORKERS  the SSE balancer's workers (default: the balancer's own, 2)
+#   BENCH_SSE_BALANCER_WORKERS  the SSE balancer's workers (default 2)
 #   BENCH_SKIP_SSE=1     leave out the SSE runs
 # Total run time is about 4.5 minutes plus the build.
 set -euo pipefail
@@ -302,10 +302,10 @@ bench push10k_kill fanout --url "$push_lb" --subscribers 10000 --writes 10 --tim
 # Viewers come from 16 loopback addresses, so the default per-address cap
 # (1,024) holds. The balancer fans one upstream stream out to its viewers,
 # so the front-ends' memory per viewer is measured with viewers of their own.
-# The balancer runs with its default two workers (BENCH_SSE_BALANCER_WORKERS
-# overrides): a change is 10,000 socket writes there, mostly kernel time on
-# loopback, and with one worker they take one core's turn while the write's
-# own reply, relayed by the same balancer, queues behind them.
+# The balancer gets two workers (BENCH_SSE_BALANCER_WORKERS): a change is
+# 10,000 socket writes there, mostly kernel time on loopback, and with one
+# worker they take one core's turn while the write's own reply, relayed by
+# the same balancer, queues behind them.
 if [ -z "${BENCH_SKIP_SSE:-}" ]; then
   sse_clients=${BENCH_SSE_CLIENTS:-10000}
   sse_writes=${BENCH_SSE_WRITES:-20}
@@ -316,7 +316,7 @@ if [ -z "${BENCH_SKIP_SSE:-}" ]; then
   start sse_fe2 "$bin/podium-frontend" --uid 2 --port 0 --db "$sse_db" --cache push --max-streams 12000
   sse_fe2=$url; sse_fe2_pid=$last_pid
   start sse_lb "$bin/podium-balancer" --port 0 --frontend "$sse_fe1" --frontend "$sse_fe2" --max-streams 12000 \
-    ${BENCH_SSE_BALANCER_WORKERS:+--workers "$BENCH_SSE_BALANCER_WORKERS"}
+    --workers "${BENCH_SSE_BALANCER_WORKERS:-2}"
   sse_lb=$url; sse_lb_pid=$last_pid
   wait_ready "$sse_lb"
   sse_pids=(--pid "balancer=$sse_lb_pid" --pid "fe1=$sse_fe1_pid" --pid "fe2=$sse_fe2_pid")

@@ -99,8 +99,7 @@ fn run() -> anyhow::Result<()> {
         .bind
         .ip(config.frontends.iter().map(String::as_str))
         .context("choosing the address to listen on")?;
-    let runtime = cli::runtime(args.server.workers(cli::balancer_workers()))
-        .context("starting the runtime")?;
+    let runtime = cli::runtime(args.server.workers(1)).context("starting the runtime")?;
     runtime.block_on(async {
         let listener = cli::bind((ip, args.port).into(), "balancer").await?;
         podium::balancer::run(listener, config, podium::shutdown::Shutdown::on_signal())

@@ -46,11 +46,6 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// The balancer's default `--workers`: two, or one on a one-core machine.
-pub fn balancer_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
-}
-
 /// A tokio runtime with `workers` threads; 1 gives the current-thread
 /// scheduler, which on small machines serves small requests fastest.
 ///
@@ -214,12 +209,11 @@ pub struct ServerArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert", help_heading = "TLS")]
     pub tls_key: Option<std::path::PathBuf>,
-    /// Runtime worker threads [default: 1; the balancer: 2 where the
-    /// machine has two cores or more]. One thread gave the lowest latency
-    /// and the least CPU per call on the 2-core machines we measured; the
-    /// balancer takes two because a change fanned out to thousands of
-    /// event streams is a socket write each, and with one thread the calls
-    /// wait behind them (see README, Benchmarks).
+    /// Runtime worker threads [default: 1]. One thread gave the lowest
+    /// latency and the least CPU per call on the 2-core machines we
+    /// measured; a balancer serving thousands of event streams wants 2 (a
+    /// change is a socket write per stream, and with one thread the calls
+    /// wait behind them; see README, Benchmarks).
     #[arg(long)]
     pub workers: Option<usize>,
 }
